@@ -1,0 +1,15 @@
+"""Top-level ``grader`` command: one sub-command group per concern."""
+
+from __future__ import annotations
+
+import typer
+
+from .images import images_app
+
+app = typer.Typer(
+    name="grader",
+    help="Sandboxed code-execution grader for Python challenges.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(images_app, name="images")

@@ -1,0 +1,35 @@
+"""Names and numbers that are part of the design, not deployment choices."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Image naming and labels.
+ENV_IMAGE_REPO: Final = "grader-env"
+BASE_IMAGE_REPO: Final = "grader-base"
+LABEL_PREFIX: Final = "org.grader"
+LABEL_ENVIRONMENT: Final = f"{LABEL_PREFIX}.environment"
+LABEL_INPUTS_HASH: Final = f"{LABEL_PREFIX}.inputs-hash"
+LABEL_PYTHON: Final = f"{LABEL_PREFIX}.python"
+LABEL_PACKAGES: Final = f"{LABEL_PREFIX}.packages"
+LABEL_PREIMPORT: Final = f"{LABEL_PREFIX}.preimport"
+LABEL_PACKAGE_PREFIX: Final = f"{LABEL_PREFIX}.package."
+LABEL_ROLE: Final = f"{LABEL_PREFIX}.role"
+LABEL_RUN: Final = f"{LABEL_PREFIX}.run"
+
+# The base image bootstrapped from Debian packages when no base is present.
+BASE_SUITE: Final = "bookworm"
+BASE_PACKAGES: Final = ("python3", "python3-venv")
+BASE_MIRROR: Final = "http://deb.debian.org/debian"
+
+# Inside every environment image.
+SANDBOX_UID: Final = 10001
+SANDBOX_WORKDIR: Final = "/sandbox"
+HARNESS_COMMAND: Final = ("/opt/venv/bin/python", "-I", "-m", "grader_harness")
+HARNESS_PROTOCOL_VERSION: Final = 1
+
+# Files of an environment folder under images/.
+MANIFEST_FILE: Final = "environment.toml"
+LOCK_FILE: Final = "requirements.lock"
+DOCKERFILE: Final = "Dockerfile"
+HARNESS_DIR: Final = "harness"

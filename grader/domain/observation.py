@@ -1,0 +1,183 @@
+"""What a sandboxed run saw: the ``Observation``, and what a run is asked to do.
+
+Pure data. The worker builds an ``Observation`` from the harness's report (hostile input,
+validated) and from what the engine says about the container (exit, OOM kill); comparison
+with a challenge's expectation happens elsewhere, on this data only.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunMode(StrEnum):
+    """How the snippet is executed."""
+
+    SCRIPT = "script"
+    PYTEST = "pytest"
+
+
+class RunStatus(StrEnum):
+    """Run-level outcome. ``completed`` means the run finished within every limit."""
+
+    COMPLETED = "completed"
+    SYNTAX_ERROR = "syntax_error"
+    TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
+    MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
+    OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
+    SANDBOX_ERROR = "sandbox_error"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Limits(_Frozen):
+    """Resource limits of one run."""
+
+    wall_seconds: float = Field(default=5.0, gt=0)
+    memory_mib: int = Field(default=256, ge=32)
+    pids: int = Field(default=64, ge=8)
+    stdout_bytes: int = Field(default=64 * 1024, ge=1024)
+    stderr_bytes: int = Field(default=64 * 1024, ge=1024)
+    tmpfs_mib: int = Field(default=16, ge=1)
+    cpus: float = Field(default=1.0, gt=0)
+    nofile: int = Field(default=256, ge=32)
+
+
+class RunRequest(_Frozen):
+    """One snippet to run: its files, the entry file, the mode and the state to read back."""
+
+    mode: RunMode
+    files: dict[str, str] = Field(min_length=1)
+    entry: str
+    state: tuple[str, ...] = ()
+
+
+class CapturedStream(_Frozen):
+    """A byte-capped output stream, decoded as UTF-8 with replacement characters."""
+
+    text: str = ""
+    bytes: int = 0
+    truncated: bool = False
+
+
+class ExceptionInfo(_Frozen):
+    """The uncaught exception, as the snippet's process described it."""
+
+    type: str
+    message: str
+    line: int | None = None
+    file: str | None = None
+    traceback: str = ""
+    exit_code: int | str | None = None
+
+
+class SyntaxErrorInfo(_Frozen):
+    """A compile failure found before anything ran (observed by the trusted supervisor)."""
+
+    type: str
+    message: str
+    file: str
+    line: int | None = None
+    offset: int | None = None
+    end_line: int | None = None
+    end_offset: int | None = None
+    text: str = ""
+
+
+class TestOutcome(StrEnum):
+    """Outcome of one pytest test."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+    SKIPPED = "skipped"
+    XFAILED = "xfailed"
+    XPASSED = "xpassed"
+    NOT_RUN = "not_run"
+
+
+class TestResult(_Frozen):
+    """One pytest test as the snippet's process reported it."""
+
+    __test__ = False  # not a pytest test class
+
+    nodeid: str
+    outcome: TestOutcome
+    message: str | None = None
+    duration: float = 0.0
+    stdout: str = ""
+    stderr: str = ""
+    exception: ExceptionInfo | None = None
+
+
+class CollectionError(_Frozen):
+    """A pytest collection failure (an import error in a test module, say)."""
+
+    nodeid: str
+    message: str
+
+
+class StateStatus(StrEnum):
+    """Whether a requested name had a plain JSON value after the run."""
+
+    OK = "ok"
+    MISSING = "missing"
+    UNSERIALIZABLE = "unserializable"
+
+
+class StateValue(_Frozen):
+    """One requested variable after the run."""
+
+    status: StateStatus
+    value: Any = None
+    reason: str | None = None
+    type: str | None = None
+
+
+class ChildReportStatus(StrEnum):
+    """Whether the snippet's process delivered its own report."""
+
+    OK = "ok"
+    MISSING = "missing"
+    INVALID = "invalid"
+
+
+class EnvironmentRef(_Frozen):
+    """Which pinned environment ran the snippet."""
+
+    name: str
+    image_id: str
+
+
+class Observation(_Frozen):
+    """Everything one run produced. Run-level failures are data here, never exceptions."""
+
+    status: RunStatus
+    environment: EnvironmentRef
+    mode: RunMode
+    stdout: CapturedStream = CapturedStream()
+    stderr: CapturedStream = CapturedStream()
+    exit_code: int | None = None
+    signal: int | None = None
+    exception: ExceptionInfo | None = None
+    syntax_error: SyntaxErrorInfo | None = None
+    tests: tuple[TestResult, ...] = ()
+    collection_errors: tuple[CollectionError, ...] = ()
+    pytest_exit_code: int | None = None
+    state: dict[str, StateValue] = Field(default_factory=dict)
+    child_report: ChildReportStatus = ChildReportStatus.MISSING
+    child_report_error: str | None = None
+    wall_seconds: float | None = None
+    cpu_seconds: float | None = None
+    peak_memory_bytes: int | None = None
+    timed_out: bool = False
+    oom_killed: bool = False
+    output_limit_exceeded: bool = False
+    pool_hit: bool = False
+    container_id: str | None = None
+    error: str | None = None

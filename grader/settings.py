@@ -1,0 +1,86 @@
+"""The one settings object. Built by ``get_settings()`` and passed in; never at import time.
+
+Environment variables use the ``GRADER_`` prefix and ``__`` for nesting, for example
+``GRADER_SANDBOX__RUNTIME=runsc`` or ``GRADER_IMAGES__BASE=python:3.11-slim``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .constants import BASE_IMAGE_REPO, BASE_SUITE
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ImageSettings(BaseModel):
+    """Where environments live and how their images are built."""
+
+    root: Path = Field(default=_REPO_ROOT / "images", description="Folder of environments")
+    base: str = Field(
+        default=f"{BASE_IMAGE_REPO}:{BASE_SUITE}",
+        description="Base image; bootstrapped from Debian packages when absent",
+    )
+    wheel_cache: Path = Field(
+        default=Path.home() / ".cache" / "grader" / "wheels",
+        description="Host folder of wheels downloaded against the hash locks",
+    )
+    debian_mirror: str = Field(default="http://deb.debian.org/debian")
+
+
+class LimitValues(BaseModel):
+    """Resource limits of one run."""
+
+    wall_seconds: float = Field(default=5.0, gt=0)
+    memory_mib: int = Field(default=256, ge=32)
+    pids: int = Field(default=64, ge=8)
+    stdout_bytes: int = Field(default=64 * 1024, ge=1024)
+    stderr_bytes: int = Field(default=64 * 1024, ge=1024)
+    tmpfs_mib: int = Field(default=16, ge=1)
+    cpus: float = Field(default=1.0, gt=0)
+    nofile: int = Field(default=256, ge=32)
+
+
+class SandboxSettings(BaseModel):
+    """How runs are sandboxed: defaults, ceilings, runtime."""
+
+    defaults: LimitValues = Field(default_factory=LimitValues)
+    maxima: LimitValues = Field(
+        default_factory=lambda: LimitValues(
+            wall_seconds=30.0, memory_mib=1024, pids=256, stdout_bytes=1024 * 1024,
+            stderr_bytes=1024 * 1024, tmpfs_mib=128, cpus=2.0, nofile=1024,
+        )
+    )
+    runtime: str | None = Field(default=None, description="e.g. 'runsc' for gVisor")
+    harness_grace_seconds: float = Field(
+        default=2.0, gt=0, description="Time past the wall limit before the container is killed"
+    )
+    report_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+
+    @model_validator(mode="after")
+    def _defaults_within_maxima(self) -> SandboxSettings:
+        for name in LimitValues.model_fields:
+            if getattr(self.defaults, name) > getattr(self.maxima, name):
+                raise ValueError(f"sandbox default {name} exceeds its maximum")
+        return self
+
+
+class Settings(BaseSettings):
+    """Everything that is a deployment choice."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GRADER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    images: ImageSettings = Field(default_factory=ImageSettings)
+    sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

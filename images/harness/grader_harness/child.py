@@ -1,0 +1,202 @@
+"""The forked child: runs the snippet, then writes its claims to the supervisor.
+
+Everything here shares a process with the snippet, so the supervisor and the worker treat what
+it writes as the snippet's own claims: useful observations, never proof (see docs/harness.md).
+The references below are bound before any snippet code runs so that casual monkeypatching of
+``os``, ``json`` or ``sys`` does not redirect the report.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import sys
+import traceback
+import types
+from collections.abc import Callable
+from typing import Any
+
+from .jsonstate import Unserializable, to_plain, type_name
+from .protocol import (
+    CHILD_INTERNAL_ERROR,
+    MAX_CHILD_REPORT_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_STATE_JSON_CHARS,
+    MAX_TRACEBACK_CHARS,
+)
+
+_write = os.write
+_exit = os._exit
+_dumps = json.dumps
+
+
+def clip(text: str, limit: int) -> str:
+    """Cut ``text`` to ``limit`` characters, marking the cut."""
+    return text if len(text) <= limit else text[:limit] + f"... [{len(text) - limit} more]"
+
+
+def safe_str(value: object, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """``str(value)`` that survives hostile ``__str__`` methods."""
+    try:
+        text = str(value)
+        if type(text) is not str:
+            return "<__str__ returned a non-string>"
+        return clip(text, limit)
+    except BaseException as exc:  # a hostile __str__ may raise anything
+        return f"<unprintable: {type(exc).__name__}>"
+
+
+def describe_exception(exc: BaseException, snippet_files: frozenset[str]) -> dict[str, Any]:
+    """Type, message, line in the snippet and a traceback trimmed to the snippet's frames."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename in snippet_files]
+    info: dict[str, Any] = {
+        "type": type_name(type(exc)),
+        "message": safe_str(exc),
+        "line": frames[-1].lineno if frames else None,
+        "file": os.path.basename(frames[-1].filename) if frames else None,
+        "traceback": clip("".join(traceback.format_list(frames)), MAX_TRACEBACK_CHARS),
+    }
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        info["exit_code"] = code if code is None or type(code) is int else safe_str(code, 200)
+    return info
+
+
+def collect_state(namespace: dict[str, Any] | None, names: list[str]) -> dict[str, Any]:
+    """Each requested name's value as plain JSON, or why it has none."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if namespace is None or name not in namespace:
+            out[name] = {"status": "missing"}
+            continue
+        value = namespace[name]
+        try:
+            plain = to_plain(value)
+            encoded = _dumps(plain)
+        except Unserializable as exc:
+            out[name] = {"status": "unserializable", "reason": safe_str(exc), "type": _tn(value)}
+            continue
+        except BaseException as exc:
+            out[name] = {"status": "unserializable", "reason": safe_str(exc), "type": _tn(value)}
+            continue
+        if len(encoded) > MAX_STATE_JSON_CHARS:
+            out[name] = {"status": "unserializable", "reason": "value too large", "type": _tn(value)}
+            continue
+        out[name] = {"status": "ok", "value": plain}
+    return out
+
+
+def _tn(value: object) -> str:
+    try:
+        return type_name(type(value))
+    except BaseException:
+        return "?"
+
+
+def send_report(fd: int, report: dict[str, Any]) -> None:
+    """Write the child report on its pipe, capped, then close it."""
+    data = _dumps(report).encode("utf-8", "replace")
+    if len(data) > MAX_CHILD_REPORT_BYTES:
+        data = _dumps({"mode": report.get("mode"), "error": "child report too large"}).encode()
+    view = memoryview(data)
+    while view:
+        written = _write(fd, view)
+        view = view[written:]
+    os.close(fd)
+
+
+def run_script(code: types.CodeType, path: str, snippet_files: frozenset[str], state: list[str],
+               flush: Callable[[], None]) -> tuple[dict[str, Any], int]:
+    """Execute ``code`` as ``__main__``; return the child report and the process exit code."""
+    module = types.ModuleType("__main__")
+    module.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
+    sys.modules["__main__"] = module
+    namespace = module.__dict__
+    exception: dict[str, Any] | None = None
+    exit_code = 0
+    try:
+        exec(code, namespace)
+    except BaseException as exc:  # the snippet's failure is data, whatever it is
+        exception = describe_exception(exc, snippet_files)
+        exit_code = _exit_code_for(exc)
+    flush()
+    return {"mode": "script", "exception": exception,
+            "state": collect_state(namespace, state)}, exit_code
+
+
+def _exit_code_for(exc: BaseException) -> int:
+    """The exit status CPython itself would have used for this uncaught exception."""
+    if isinstance(exc, SystemExit):
+        code = exc.code
+        if code is None:
+            return 0
+        if type(code) is int:
+            return code & 0xFF
+        return 1
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    return 1
+
+
+def run_pytest(path: str, snippet_files: frozenset[str], state: list[str],
+               flush: Callable[[], None]) -> tuple[dict[str, Any], int]:
+    """Run pytest on the snippet file with the environment's own pytest-asyncio."""
+    import pytest
+
+    from .pytest_plugin import Collector
+
+    collector = Collector(snippet_files, path)
+    args = [
+        path,
+        "-p", "no:cacheprovider",
+        "-p", "no:terminal",
+        "--capture=tee-sys",
+        "--rootdir", os.path.dirname(path),
+        "-o", "asyncio_mode=strict",
+        "-o", "asyncio_default_fixture_loop_scope=function",
+        "-W", "ignore::DeprecationWarning",
+    ]
+    exception: dict[str, Any] | None = None
+    exit_code = 0
+    try:
+        exit_code = int(pytest.main(args, plugins=[collector]))
+    except BaseException as exc:  # a snippet can raise SystemExit at import time, say
+        exception = describe_exception(exc, snippet_files)
+        exit_code = _exit_code_for(exc)
+    flush()
+    report: dict[str, Any] = {
+        "mode": "pytest",
+        "exception": exception,
+        "pytest_exit_code": exit_code,
+        "tests": collector.tests(),
+        "collection_errors": collector.collection_errors,
+        "state": collect_state(collector.namespace(), state),
+    }
+    return report, exit_code
+
+
+def main(mode: str, path: str, code: types.CodeType | None, snippet_files: frozenset[str],
+         state: list[str], report_fd: int) -> None:
+    """Entry point in the forked child; never returns."""
+    out, err = sys.stdout, sys.stderr
+
+    def flush() -> None:
+        for stream in (out, err):
+            try:
+                stream.flush()
+            except BaseException:  # a closed or replaced stream must not stop the report
+                pass
+
+    try:
+        if mode == "script" and code is not None:
+            report, exit_code = run_script(code, path, snippet_files, state, flush)
+        else:
+            report, exit_code = run_pytest(path, snippet_files, state, flush)
+        send_report(report_fd, report)
+    except BaseException:
+        flush()
+        _exit(CHILD_INTERNAL_ERROR)
+    # Skip interpreter shutdown: atexit hooks and non-daemon threads belong to the snippet
+    # and the supervisor kills whatever is left anyway.
+    _exit(exit_code)

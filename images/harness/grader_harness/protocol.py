@@ -1,0 +1,29 @@
+"""Wire format between the worker and the harness, and between the harness's two processes.
+
+Stdlib only: this package runs inside every environment image, whatever its packages.
+
+Worker -> supervisor (container stdin): one line of JSON, a ``Submission``.
+Supervisor -> worker (container stdout, which only the supervisor holds): JSON lines, first
+``{"event": "ready", ...}`` then exactly one ``{"event": "report", ...}``.
+Child -> supervisor: one JSON document on a private pipe, read with a byte cap and treated as
+the snippet's own claims (the snippet runs in that process and could have written it).
+"""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+
+# Hard caps the harness applies whatever the submission asks for.
+MAX_SUBMISSION_BYTES = 4 * 1024 * 1024
+MAX_CHILD_REPORT_BYTES = 1024 * 1024
+MAX_MESSAGE_CHARS = 2000
+MAX_TRACEBACK_CHARS = 8000
+MAX_STATE_JSON_CHARS = 64 * 1024
+MAX_TEST_OUTPUT_CHARS = 8000
+MAX_TESTS = 500
+
+WORKDIR = "/sandbox"
+SUPPORTED_MODES = ("script", "pytest")
+
+# Exit code of the child when the harness itself (not the snippet) failed inside it.
+CHILD_INTERNAL_ERROR = 70

@@ -1,0 +1,1 @@
+"""Grader worker: the Celery app, its tasks and the Docker sandbox."""

@@ -1,0 +1,188 @@
+"""The harness's report: hostile input, validated here and turned into an ``Observation``.
+
+Two trust levels. The supervisor's fields (exit status, timing, captured bytes, limit flags,
+syntax errors) come from PID 1, which the snippet cannot write through. The ``child_report``
+comes from the snippet's own process: it is validated separately and, when malformed, only
+marks the run's child report invalid; it can never promote a failure into a pass on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from grader.domain import (
+    CapturedStream,
+    ChildReportStatus,
+    CollectionError,
+    EnvironmentRef,
+    ExceptionInfo,
+    Observation,
+    RunMode,
+    RunStatus,
+    StateValue,
+    SyntaxErrorInfo,
+    TestResult,
+)
+from grader.errors import HarnessProtocolError
+
+_MAX_TESTS = 500
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ReadyEvent(_Strict):
+    """First line from the supervisor: packages imported, waiting for the submission."""
+
+    event: Literal["ready"]
+    version: Literal[1]
+    pid: int
+    preimported: list[str]
+    preimport_failed: dict[str, str]
+    python: str
+
+
+class WireStream(_Strict):
+    b64: str = Field(max_length=8 * 1024 * 1024)
+    bytes: int = Field(ge=0)
+    truncated: bool
+
+    def captured(self) -> CapturedStream:
+        try:
+            raw = base64.b64decode(self.b64, validate=True)
+        except (binascii.Error, ValueError):
+            raise HarnessProtocolError("captured stream is not base64") from None
+        return CapturedStream(text=raw.decode("utf-8", "replace"), bytes=self.bytes,
+                              truncated=self.truncated)
+
+
+class WireMemory(_Strict):
+    peak_bytes: int | None = None
+    oom_kills: int | None = None
+
+
+class WireChildEnvelope(_Strict):
+    status: Literal["ok", "missing", "invalid"]
+    report: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+class ChildReport(_Strict):
+    """What the snippet's process claims. Validated, then used as observations only."""
+
+    mode: Literal["script", "pytest"]
+    exception: ExceptionInfo | None = None
+    pytest_exit_code: int | None = None
+    tests: list[TestResult] = Field(default_factory=list, max_length=_MAX_TESTS)
+    collection_errors: list[CollectionError] = Field(default_factory=list, max_length=100)
+    state: dict[str, StateValue] = Field(default_factory=dict)
+
+
+class FinalReport(_Strict):
+    """The supervisor's one report line."""
+
+    event: Literal["report"]
+    version: Literal[1]
+    status: Literal["completed", "syntax_error", "harness_error"]
+    mode: Literal["script", "pytest"] | None = None
+    error: str | None = None
+    syntax_error: SyntaxErrorInfo | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    output_limit_exceeded: bool = False
+    wall_seconds: float | None = None
+    cpu_seconds: float | None = None
+    max_rss_kib: int | None = None
+    stdout: WireStream | None = None
+    stderr: WireStream | None = None
+    child_report: WireChildEnvelope | None = None
+    memory: WireMemory | None = None
+    harness_seconds: float
+
+
+def parse_line(line: bytes, model: type[ReadyEvent] | type[FinalReport]) -> Any:
+    """Parse one JSON line from the supervisor against ``model``."""
+    try:
+        return model.model_validate(json.loads(line))
+    except (ValueError, ValidationError) as exc:
+        raise HarnessProtocolError(f"malformed {model.__name__}: {str(exc)[:500]}") from None
+
+
+def _child(envelope: WireChildEnvelope | None, requested: tuple[str, ...],
+           mode: RunMode) -> tuple[ChildReport | None, ChildReportStatus, str | None]:
+    if envelope is None or envelope.status == "missing":
+        return None, ChildReportStatus.MISSING, "the snippet's process ended without a report"
+    if envelope.status == "invalid" or envelope.report is None:
+        return None, ChildReportStatus.INVALID, envelope.reason or "invalid"
+    try:
+        child = ChildReport.model_validate(envelope.report)
+    except ValidationError as exc:
+        return None, ChildReportStatus.INVALID, f"schema: {str(exc)[:300]}"
+    if child.mode != mode.value:
+        return None, ChildReportStatus.INVALID, "report is for another mode"
+    # Only the names we asked for; anything else in a forged report is dropped.
+    state = {k: v for k, v in child.state.items() if k in requested}
+    return child.model_copy(update={"state": state}), ChildReportStatus.OK, None
+
+
+def to_observation(
+    report: FinalReport,
+    *,
+    environment: EnvironmentRef,
+    mode: RunMode,
+    requested_state: tuple[str, ...],
+    oom_killed: bool,
+    container_id: str | None,
+    pool_hit: bool,
+) -> Observation:
+    """Combine the supervisor's report with what the engine saw into an ``Observation``."""
+    base: dict[str, Any] = {
+        "environment": environment, "mode": mode, "container_id": container_id,
+        "pool_hit": pool_hit, "oom_killed": oom_killed,
+    }
+    if report.status == "harness_error":
+        return Observation(status=RunStatus.SANDBOX_ERROR, error=report.error, **base)
+    if report.status == "syntax_error":
+        return Observation(status=RunStatus.SYNTAX_ERROR, syntax_error=report.syntax_error,
+                           wall_seconds=report.harness_seconds, **base)
+    memory = report.memory or WireMemory()
+    oom = oom_killed or bool(memory.oom_kills)
+    child, child_status, child_error = _child(report.child_report, requested_state, mode)
+    if oom:
+        status = RunStatus.MEMORY_LIMIT_EXCEEDED
+    elif report.timed_out:
+        status = RunStatus.TIME_LIMIT_EXCEEDED
+    elif report.output_limit_exceeded:
+        status = RunStatus.OUTPUT_LIMIT_EXCEEDED
+    else:
+        status = RunStatus.COMPLETED
+    peak = memory.peak_bytes
+    if peak is None and report.max_rss_kib is not None:
+        peak = report.max_rss_kib * 1024
+    return Observation(
+        status=status,
+        stdout=report.stdout.captured() if report.stdout else CapturedStream(),
+        stderr=report.stderr.captured() if report.stderr else CapturedStream(),
+        exit_code=report.exit_code,
+        signal=report.signal,
+        exception=child.exception if child else None,
+        tests=tuple(child.tests) if child else (),
+        collection_errors=tuple(child.collection_errors) if child else (),
+        pytest_exit_code=child.pytest_exit_code if child else None,
+        state=child.state if child else {},
+        child_report=child_status,
+        child_report_error=child_error,
+        wall_seconds=report.wall_seconds,
+        cpu_seconds=report.cpu_seconds,
+        peak_memory_bytes=peak,
+        timed_out=report.timed_out,
+        output_limit_exceeded=report.output_limit_exceeded,
+        **{**base, "oom_killed": oom},
+    )
