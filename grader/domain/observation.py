@@ -92,6 +92,8 @@ class SyntaxErrorInfo(_Frozen):
 class TestOutcome(StrEnum):
     """Outcome of one pytest test."""
 
+    __test__ = False  # not a pytest test class
+
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"

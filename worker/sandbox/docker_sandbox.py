@@ -38,8 +38,11 @@ from grader.domain import EnvironmentRef, Limits, Observation, RunRequest, RunSt
 from grader.errors import HarnessProtocolError, ImageNotBuilt, SandboxError
 
 from .report import FinalReport, ReadyEvent, parse_line, to_observation
+from .seccomp import load_profile
 
 ROLE_SANDBOX = "sandbox"
+BUILTIN_PROFILE = "builtin"
+"""Use the seccomp profile shipped in ``seccomp.json``; ``None`` means the engine's default."""
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 _STDOUT, _STDERR = 1, 2
 _HEADER = struct.Struct(">BxxxL")
@@ -81,11 +84,12 @@ class DockerSandbox:
     """Runs snippets in fresh, locked-down containers built from environment images."""
 
     def __init__(self, client: docker.DockerClient, *, runtime: str | None = None,
-                 seccomp_profile: str | None = None, report_max_bytes: int = 4 * 1024 * 1024,
+                 seccomp_profile: str | None = BUILTIN_PROFILE, report_max_bytes: int = 4 * 1024 * 1024,
                  grace_seconds: float = 2.0, owner: str | None = None) -> None:
         self._client = client
         self._runtime = runtime
-        self._seccomp = seccomp_profile
+        # Our own profile by default: the engine's still allows io_uring and AF_VSOCK here.
+        self._seccomp = load_profile() if seccomp_profile == BUILTIN_PROFILE else seccomp_profile
         self._report_max = report_max_bytes
         self._grace = grace_seconds
         self.owner = owner or uuid.uuid4().hex[:12]
@@ -148,7 +152,7 @@ class DockerSandbox:
             raise SandboxError(f"docker: {exc}") from None
         finally:
             if attached is not None:
-                _close_socket(attached.sock)
+                _close_attached(attached)
             if container_id is not None:
                 self._remove(container_id)
 
@@ -236,7 +240,7 @@ class DockerSandbox:
         line = self._read_line(attached, deadline)
         hit_deadline = line is None and time.monotonic() >= deadline
         # Shut the attach socket before killing: a half-read stream stalls the exit otherwise.
-        _close_socket(attached.sock)
+        _close_attached(attached)
         state = self._stop(attached.container_id)
         base = {"environment": attached.image.environment, "mode": request.mode,
                 "container_id": attached.container_id, "pool_hit": pool_hit}
@@ -333,11 +337,14 @@ class DockerSandbox:
         return len(found)
 
 
-def _close_socket(sock: socket.socket) -> None:
+def _close_attached(attached: _Attached) -> None:
+    """Shut the attach connection down for good (socket, its file wrapper, the response)."""
     with suppress(OSError):
-        sock.shutdown(socket.SHUT_RDWR)
-    with suppress(OSError):
-        sock.close()
+        attached.sock.shutdown(socket.SHUT_RDWR)
+    for closeable in (attached.raw, getattr(attached.raw, "_response", None), attached.sock):
+        if closeable is not None:
+            with suppress(Exception):
+                closeable.close()
 
 
 def _tail(data: bytearray) -> str:

@@ -120,9 +120,31 @@ def run_script(code: types.CodeType, path: str, snippet_files: frozenset[str], s
     except BaseException as exc:  # the snippet's failure is data, whatever it is
         exception = describe_exception(exc, snippet_files)
         exit_code = _exit_code_for(exc)
+        flush()
+        if not isinstance(exc, SystemExit):
+            _print_traceback(exception)
+        elif exit_code and exception.get("exit_code") is not None and type(exc.code) is not int:
+            _print_stderr(f"{exception['exit_code']}\n")
     flush()
     return {"mode": "script", "exception": exception,
             "state": collect_state(namespace, state)}, exit_code
+
+
+def _print_traceback(exception: dict[str, Any]) -> None:
+    """Write the trimmed traceback to fd 2, as ``python main.py`` would."""
+    header = "Traceback (most recent call last):\n" if exception["traceback"] else ""
+    message = exception["message"]
+    last = f"{exception['type']}: {message}" if message else exception["type"]
+    _print_stderr(f"{header}{exception['traceback']}{last}\n")
+
+
+def _print_stderr(text: str) -> None:
+    data = text.encode("utf-8", "backslashreplace")
+    try:
+        while data:
+            data = data[_write(2, data):]
+    except OSError:
+        pass
 
 
 def _exit_code_for(exc: BaseException) -> int:

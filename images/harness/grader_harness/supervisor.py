@@ -281,8 +281,11 @@ def _prepare_child(out_w: int, err_w: int, rep_w: int, read_ends: tuple[int, ...
     sys.dont_write_bytecode = True
     sys.argv = [os.path.join(WORKDIR, "main.py")]
     sys.path.insert(0, WORKDIR)
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace", closefd=False)  # noqa: SIM115
+    # Line-buffered, as on a terminal, so prints and raw writes keep their order.
+    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False, buffering=1)
+    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
+                      closefd=False, buffering=1)
     sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
     sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin  # type: ignore[misc]
 

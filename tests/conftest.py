@@ -1,0 +1,70 @@
+"""Shared fixtures. Integration fixtures use the real Docker engine and real images."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from grader.adapters.images import ImageBuilder, connect
+from grader.domain import Limits, Observation, RunMode, RunRequest
+from grader.domain.environment import select
+from grader.errors import ImageNotBuilt
+from grader.settings import Settings
+from worker.sandbox import DockerSandbox
+
+OLD_ENV = "fastapi-0.115-httpx-0.27"
+NEW_ENV = "fastapi-0.165-httpx-0.28"
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def built_environments(settings: Settings) -> list[str]:
+    """Every environment's image, built offline first if it is missing or stale."""
+    builder = ImageBuilder(connect(), settings.images)
+    names = []
+    for env in select(settings.images.root, None):
+        try:
+            builder.built(env.name)
+            current = builder.is_current(env, builder.ensure_base())
+        except ImageNotBuilt:
+            current = False
+        if not current:
+            builder.build(env, builder.ensure_base())
+        names.append(env.name)
+    return names
+
+
+@pytest.fixture(scope="session")
+def sandbox(built_environments: list[str]) -> Iterator[DockerSandbox]:
+    box = DockerSandbox.from_env()
+    yield box
+    box.reap(owner=box.owner)
+
+
+class Runner:
+    """Small helper so tests read as 'run this snippet there'."""
+
+    def __init__(self, sandbox: DockerSandbox) -> None:
+        self.sandbox = sandbox
+
+    def script(self, code: str, *, env: str = OLD_ENV, state: tuple[str, ...] = (),
+               limits: Limits | None = None, files: dict[str, str] | None = None) -> Observation:
+        request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": code, **(files or {})},
+                             entry="main.py", state=state)
+        return self.sandbox.run(env, request, limits or Limits())
+
+    def pytest(self, code: str, *, env: str = OLD_ENV, state: tuple[str, ...] = (),
+               limits: Limits | None = None) -> Observation:
+        request = RunRequest(mode=RunMode.PYTEST, files={"test_snippet.py": code},
+                             entry="test_snippet.py", state=state)
+        return self.sandbox.run(env, request, limits or Limits())
+
+
+@pytest.fixture(scope="session")
+def run(sandbox: DockerSandbox) -> Runner:
+    return Runner(sandbox)

@@ -1,0 +1,26 @@
+"""The sandbox's seccomp profile, ready to hand to Docker as ``security_opt``.
+
+``seccomp.json`` beside this module is moby's default profile
+(``moby/moby`` ``profiles/seccomp/default.json`` at commit
+``00f3d189e420d485e42d15fe494f96d272284e0e``) with two changes: the
+``io_uring_setup``, ``io_uring_enter`` and ``io_uring_register`` syscalls are
+no longer allowed, and the rule that allowed ``ptrace``, ``process_vm_readv``
+and ``process_vm_writev`` unconditionally on kernels >= 4.8 is gone (they stay
+allowed only with ``CAP_SYS_PTRACE``, which sandbox containers drop). Upstream's
+rule that allows ``socket`` only when its family is not ``AF_VSOCK`` (40) is kept.
+
+Use it as ``security_opt=["seccomp=" + load_profile()]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+_PROFILE_PATH = Path(__file__).with_name("seccomp.json")
+
+
+def load_profile() -> str:
+    """Return the profile as compact JSON text, as Docker's ``seccomp=`` option takes it."""
+    text = _PROFILE_PATH.read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":"))
