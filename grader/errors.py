@@ -25,7 +25,7 @@ class ConfigError(GraderError):
     """A setting is unsafe or inconsistent."""
 
 
-class EnvironmentError_(GraderError):  # noqa: N801  the builtin EnvironmentError is OSError
+class EnvironmentError_(GraderError):
     """An environment folder, manifest or lock file is wrong."""
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .constants import BASE_IMAGE_REPO, BASE_SUITE
+from .constants import BASE_IMAGE_REPO, BASE_SUITE, ENV_IMAGE_REPO
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +30,9 @@ class ImageSettings(BaseModel):
         description="Host folder of wheels downloaded against the hash locks",
     )
     debian_mirror: str = Field(default="http://deb.debian.org/debian")
+    repository: str = Field(
+        default=ENV_IMAGE_REPO, description="Image repository of environment images"
+    )
 
 
 class LimitValues(BaseModel):
@@ -51,8 +54,14 @@ class SandboxSettings(BaseModel):
     defaults: LimitValues = Field(default_factory=LimitValues)
     maxima: LimitValues = Field(
         default_factory=lambda: LimitValues(
-            wall_seconds=30.0, memory_mib=1024, pids=256, stdout_bytes=1024 * 1024,
-            stderr_bytes=1024 * 1024, tmpfs_mib=128, cpus=2.0, nofile=1024,
+            wall_seconds=30.0,
+            memory_mib=1024,
+            pids=256,
+            stdout_bytes=1024 * 1024,
+            stderr_bytes=1024 * 1024,
+            tmpfs_mib=128,
+            cpus=2.0,
+            nofile=1024,
         )
     )
     runtime: str | None = Field(default=None, description="e.g. 'runsc' for gVisor")

@@ -52,16 +52,37 @@ class Runner:
     def __init__(self, sandbox: DockerSandbox) -> None:
         self.sandbox = sandbox
 
-    def script(self, code: str, *, env: str = OLD_ENV, state: tuple[str, ...] = (),
-               limits: Limits | None = None, files: dict[str, str] | None = None) -> Observation:
-        request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": code, **(files or {})},
-                             entry="main.py", state=state)
+    def script(
+        self,
+        code: str,
+        *,
+        env: str = OLD_ENV,
+        state: tuple[str, ...] = (),
+        limits: Limits | None = None,
+        files: dict[str, str] | None = None,
+    ) -> Observation:
+        request = RunRequest(
+            mode=RunMode.SCRIPT,
+            files={"main.py": code, **(files or {})},
+            entry="main.py",
+            state=state,
+        )
         return self.sandbox.run(env, request, limits or Limits())
 
-    def pytest(self, code: str, *, env: str = OLD_ENV, state: tuple[str, ...] = (),
-               limits: Limits | None = None) -> Observation:
-        request = RunRequest(mode=RunMode.PYTEST, files={"test_snippet.py": code},
-                             entry="test_snippet.py", state=state)
+    def pytest(
+        self,
+        code: str,
+        *,
+        env: str = OLD_ENV,
+        state: tuple[str, ...] = (),
+        limits: Limits | None = None,
+    ) -> Observation:
+        request = RunRequest(
+            mode=RunMode.PYTEST,
+            files={"test_snippet.py": code},
+            entry="test_snippet.py",
+            state=state,
+        )
         return self.sandbox.run(env, request, limits or Limits())
 
 

@@ -85,8 +85,9 @@ def connect() -> docker.DockerClient:
     return client
 
 
-def env_tag(name: str, suffix: str = "latest") -> str:
-    return f"{ENV_IMAGE_REPO}/{name}:{suffix}"
+def env_tag(name: str, suffix: str = "latest", repository: str = ENV_IMAGE_REPO) -> str:
+    """The tag of an environment's image."""
+    return f"{repository}/{name}:{suffix}"
 
 
 class ImageBuilder:
@@ -105,15 +106,15 @@ class ImageBuilder:
         if found is not None:
             progress(f"base {wanted} present")
             return str(found.id)
-        if not wanted.startswith(f"{BASE_IMAGE_REPO}:"):
-            progress(f"base {wanted} absent; trying to pull it")
-            with contextlib.suppress(docker.errors.DockerException):
-                return str(self._client.images.pull(wanted).id)
-            progress(f"cannot pull {wanted}; bootstrapping a Debian base instead")
+        if wanted.startswith(f"{BASE_IMAGE_REPO}:"):  # ours: made here, never pulled
+            return self.bootstrap_base(wanted, progress)
+        progress(f"base {wanted} absent; trying to pull it")
+        with contextlib.suppress(docker.errors.DockerException):
+            return str(self._client.images.pull(wanted).id)
         tag = f"{BASE_IMAGE_REPO}:{BASE_SUITE}"
+        progress(f"cannot pull {wanted}; using a Debian base bootstrapped as {tag}")
         found = self._find(tag)
         if found is not None:
-            progress(f"base {tag} present")
             return str(found.id)
         return self.bootstrap_base(tag, progress)
 
@@ -132,13 +133,22 @@ class ImageBuilder:
         with tempfile.TemporaryDirectory(prefix="grader-base-") as tmp:
             rootfs = Path(tmp) / "rootfs"
             command = [
-                debootstrap, "--variant=minbase", f"--include={','.join(BASE_PACKAGES)}",
-                BASE_SUITE, str(rootfs), self._settings.debian_mirror,
+                debootstrap,
+                "--variant=minbase",
+                f"--include={','.join(BASE_PACKAGES)}",
+                BASE_SUITE,
+                str(rootfs),
+                self._settings.debian_mirror,
             ]
             progress(f"debootstrap {BASE_SUITE} with {', '.join(BASE_PACKAGES)}")
             self._stream_command(command, progress)
-            for junk in ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc",
-                         "usr/share/man", "usr/share/locale"):
+            for junk in (
+                "var/cache/apt/archives",
+                "var/lib/apt/lists",
+                "usr/share/doc",
+                "usr/share/man",
+                "usr/share/locale",
+            ):
                 path = rootfs / junk
                 if path.is_dir():
                     for child in path.iterdir():
@@ -150,13 +160,16 @@ class ImageBuilder:
             progress("packing the root file system")
             subprocess.run(
                 ["tar", "-C", str(rootfs), "--numeric-owner", "-cf", str(tarball), "."],
-                check=True, capture_output=True,
+                check=True,
+                capture_output=True,
             )
             repository, _, version = tag.partition(":")
             progress(f"importing as {tag}")
             try:
                 self._client.api.import_image_from_file(
-                    str(tarball), repository=repository, tag=version or "latest",
+                    str(tarball),
+                    repository=repository,
+                    tag=version or "latest",
                     changes=[
                         "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                         f"LABEL {LABEL_ROLE}=base",
@@ -174,15 +187,25 @@ class ImageBuilder:
     def _stream_command(command: list[str], progress: Progress) -> None:
         tail: list[str] = []
         with subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
             errors="replace",
         ) as proc:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                line = line.rstrip()
+            for raw_line in proc.stdout or ():
+                line = raw_line.rstrip()
                 tail = [*tail[-19:], line]
-                if line.startswith(("I: Retrieving", "I: Validating", "I: Extracting",
-                                    "I: Unpacking", "I: Configuring", "I: Installing")):
+                if line.startswith(
+                    (
+                        "I: Retrieving",
+                        "I: Validating",
+                        "I: Extracting",
+                        "I: Unpacking",
+                        "I: Configuring",
+                        "I: Installing",
+                    )
+                ):
                     progress(line[3:])
         if proc.returncode != 0:
             raise BootstrapError(
@@ -203,17 +226,36 @@ class ImageBuilder:
         target.mkdir(parents=True, exist_ok=True)
         version = env.manifest.python.replace(".", "")
         command = [
-            sys.executable, "-m", "pip", "download", "--disable-pip-version-check",
-            "--progress-bar", "off", "--quiet",
-            "--no-deps", "--require-hashes", "--only-binary=:all:",
-            "--implementation", "cp", "--python-version", env.manifest.python,
-            "--abi", f"cp{version}", "--abi", "abi3", "--abi", "none",
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "off",
+            "--quiet",
+            "--no-deps",
+            "--require-hashes",
+            "--only-binary=:all:",
+            "--implementation",
+            "cp",
+            "--python-version",
+            env.manifest.python,
+            "--abi",
+            f"cp{version}",
+            "--abi",
+            "abi3",
+            "--abi",
+            "none",
             *_platform_args(),
-            "-r", str(env.lock_path), "-d", str(target),
+            "-r",
+            str(env.lock_path),
+            "-d",
+            str(target),
         ]
         progress(f"downloading {len(env.lock)} wheels for {env.name}")
         env_vars = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"}
-        result = subprocess.run(command, capture_output=True, text=True, env=env_vars)
+        result = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False)
         if result.returncode != 0:
             raise ImageError(
                 f"downloading wheels for {env.name} failed:\n{result.stdout[-2000:]}"
@@ -229,20 +271,23 @@ class ImageBuilder:
         return hashlib.sha256(f"{env.inputs_hash(harness)}:{base_id}".encode()).hexdigest()
 
     def is_current(self, env: Environment, base_id: str) -> bool:
-        image = self._find(env_tag(env.name))
+        image = self._find(self._tag(env.name))
         if image is None:
             return False
         labels = image.labels or {}
         return bool(labels.get(LABEL_INPUTS_HASH) == self.inputs_hash(env, base_id))
 
-    def build(self, env: Environment, base_id: str, *, force: bool = False,
-              progress: Progress = _quiet) -> BuildResult:
+    def build(
+        self, env: Environment, base_id: str, *, force: bool = False, progress: Progress = _quiet
+    ) -> BuildResult:
         """Build ``env`` unless an image from the same inputs already exists."""
         inputs = self.inputs_hash(env, base_id)
-        existing = self._find(env_tag(env.name))
-        if not force and existing is not None and (existing.labels or {}).get(
-            LABEL_INPUTS_HASH
-        ) == inputs:
+        existing = self._find(self._tag(env.name))
+        if (
+            not force
+            and existing is not None
+            and (existing.labels or {}).get(LABEL_INPUTS_HASH) == inputs
+        ):
             progress(f"{env.name} up to date")
             return BuildResult(env.name, str(existing.id), rebuilt=False)
         wheels = self.download_wheels(env, progress)
@@ -269,19 +314,32 @@ class ImageBuilder:
             for wheel in wheels.glob("*.whl"):
                 shutil.copy2(wheel, context / "wheels" / wheel.name)
             shutil.copytree(
-                self._settings.root / HARNESS_DIR, context / HARNESS_DIR,
+                self._settings.root / HARNESS_DIR,
+                context / HARNESS_DIR,
                 ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
             )
             yield context
 
-    def _docker_build(self, env: Environment, context: Path, base_id: str,
-                      labels: dict[str, str], inputs: str, progress: Progress) -> str:
+    def _docker_build(
+        self,
+        env: Environment,
+        context: Path,
+        base_id: str,
+        labels: dict[str, str],
+        inputs: str,
+        progress: Progress,
+    ) -> str:
         image_id: str | None = None
         log: list[str] = []
         try:
             stream = self._client.api.build(
-                path=str(context), tag=env_tag(env.name, inputs[:12]), rm=True, forcerm=True,
-                pull=False, decode=True, labels=labels,
+                path=str(context),
+                tag=self._tag(env.name, inputs[:12]),
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                labels=labels,
                 buildargs={"BASE": base_id, "PYTHON": env.manifest.python},
             )
             for chunk in stream:
@@ -299,18 +357,28 @@ class ImageBuilder:
         except docker.errors.DockerException as exc:
             raise ImageError(f"building {env.name} failed: {exc}") from None
         if image_id is None:
-            found = self._find(env_tag(env.name, inputs[:12]))
+            found = self._find(self._tag(env.name, inputs[:12]))
             if found is None:
                 raise ImageError(f"building {env.name} produced no image\n" + "\n".join(log))
             image_id = str(found.id)
-        self._client.images.get(image_id).tag(env_tag(env.name))
+        latest = self._tag(env.name)
+        previous = self._find(latest)
+        repository, _, tag = latest.rpartition(":")
+        self._client.images.get(image_id).tag(repository, tag)
+        if previous is not None and previous.id != image_id:
+            for old in previous.tags:  # drop the superseded build; ignore it if still in use
+                with contextlib.suppress(docker.errors.DockerException):
+                    self._client.images.remove(old, noprune=False)
         return image_id
 
     # lookup -------------------------------------------------------------------------------
 
+    def _tag(self, name: str, suffix: str = "latest") -> str:
+        return env_tag(name, suffix, self._settings.repository)
+
     def built(self, env_name: str) -> BuiltImage:
         """The current image of an environment, or ``ImageNotBuilt``."""
-        image = self._find(env_tag(env_name))
+        image = self._find(self._tag(env_name))
         if image is None:
             raise ImageNotBuilt(
                 f"environment {env_name!r} has no image; run 'grader images build {env_name}'"

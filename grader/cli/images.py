@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from typing import Annotated
 
 import typer
@@ -17,8 +18,9 @@ from ..domain.environment import Manifest, normalize, select
 from ..errors import GraderError, ImageNotBuilt
 from ..settings import get_settings
 
-images_app = typer.Typer(help="Build and inspect the pinned environment images.",
-                         no_args_is_help=True)
+images_app = typer.Typer(
+    help="Build and inspect the pinned environment images.", no_args_is_help=True
+)
 console = Console(stderr=True)
 out = Console()
 
@@ -40,8 +42,13 @@ def build(
     try:
         envs = select(settings.images.root, names)
         builder = ImageBuilder(connect(), settings.images)
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=console, transient=not console.is_terminal) as progress:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=not console.is_terminal,
+        ) as progress:
             task = progress.add_task("base image", total=None)
 
             def report(line: str) -> None:
@@ -99,8 +106,13 @@ def list_images(
         table.add_column(column)
     for env, image in rows:
         packages = ", ".join(f"{k} {v}" for k, v in env.manifest.packages.items())
-        table.add_row(env.name, "yes" if image else "[red]no[/]",
-                      image.image_id[7:19] if image else "-", env.manifest.python, packages)
+        table.add_row(
+            env.name,
+            "yes" if image else "[red]no[/]",
+            image.image_id[7:19] if image else "-",
+            env.manifest.python,
+            packages,
+        )
     out.print(table)
 
 
@@ -109,7 +121,6 @@ def lock(names: Names = None) -> None:
     """Re-resolve each manifest's pins into a hash-locked requirements file (needs uv)."""
     settings = get_settings()
     folders = sorted(p.parent for p in settings.images.root.glob("*/environment.toml"))
-    import tomllib
 
     for folder in folders:
         manifest = Manifest.model_validate(tomllib.loads((folder / "environment.toml").read_text()))
@@ -117,12 +128,24 @@ def lock(names: Names = None) -> None:
             continue
         pins = "".join(f"{name}=={version}\n" for name, version in manifest.packages.items())
         command = [
-            sys.executable, "-m", "uv", "pip", "compile", "-", "--generate-hashes", "--quiet",
-            "--python-version", manifest.python, "--python-platform", "x86_64-manylinux_2_28",
-            "--custom-compile-command", f"grader images lock {manifest.name}",
-            "-o", str(folder / "requirements.lock"),
+            sys.executable,
+            "-m",
+            "uv",
+            "pip",
+            "compile",
+            "-",
+            "--generate-hashes",
+            "--quiet",
+            "--python-version",
+            manifest.python,
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--custom-compile-command",
+            f"grader images lock {manifest.name}",
+            "-o",
+            str(folder / "requirements.lock"),
         ]
-        result = subprocess.run(command, input=pins, text=True, capture_output=True)
+        result = subprocess.run(command, input=pins, text=True, capture_output=True, check=False)
         if result.returncode != 0:
             console.print(f"[bold red]error:[/] locking {manifest.name}:\n{result.stderr}")
             raise typer.Exit(code=1)

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "harness"))
 
-from grader_harness.jsonstate import Unserializable, to_plain, type_name  # noqa: E402
+from grader_harness.jsonstate import Unserializable, to_plain, type_name
 
 
 def test_plain_values_pass_through() -> None:
@@ -18,9 +18,19 @@ def test_plain_values_pass_through() -> None:
     assert to_plain(value) == {"a": [1, 2.5, None, True, "x"], "b": [1, 2]}
 
 
-@pytest.mark.parametrize("value", [
-    float("nan"), float("inf"), {1: "x"}, {1, 2}, b"bytes", object(), 10 ** 5000,
-], ids=["nan", "inf", "int-key", "set", "bytes", "object", "huge-int"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        float("nan"),
+        float("inf"),
+        {1: "x"},
+        {1, 2},
+        b"bytes",
+        object(),
+        10**5000,
+    ],
+    ids=["nan", "inf", "int-key", "set", "bytes", "object", "huge-int"],
+)
 def test_non_json_values_are_refused(value: object) -> None:
     """Sets, bytes, non-string keys, NaN, objects and huge ints have no plain JSON form."""
     with pytest.raises(Unserializable):
@@ -29,6 +39,7 @@ def test_non_json_values_are_refused(value: object) -> None:
 
 def test_subclasses_of_builtins_are_refused() -> None:
     """An int subclass (which could override __eq__) is not plain data."""
+
     class Liar(int):
         def __eq__(self, other: object) -> bool:
             return True

@@ -1,6 +1,6 @@
 """The seed quiz's snippets (../shared/seeds/), verbatim apart from line breaks."""
 
-Q1_OUTPUT = '''\
+Q1_OUTPUT = """\
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 import pytest
@@ -18,10 +18,10 @@ async def test_hello():
         response = await client.get("/hello")
     print(response.json())
     assert response.status_code == 200
-'''
+"""
 
 # Q2's option with the missing colon after ``async with ... as client`` (line 13).
-Q2_MISSING_COLON = '''\
+Q2_MISSING_COLON = """\
 from fastapi import FastAPI
 import pytest
 import httpx
@@ -37,9 +37,9 @@ async def test_data():
     async with httpx.AsyncClient(app=app, base_url="http://test") as client
         response = await client.get("/data")
     assert response.status_code == 200
-'''
+"""
 
-Q3_LOOP = '''\
+Q3_LOOP = """\
 import asyncio
 import pytest
 from fastapi import FastAPI
@@ -53,9 +53,9 @@ async def test_loop():
     async with httpx.AsyncClient(app=app, base_url="http://test") as client:
         response = loop.run_until_complete(client.get("/"))
     assert response.status_code == 200
-'''
+"""
 
-Q4_COUNTER = '''\
+Q4_COUNTER = """\
 from fastapi import FastAPI
 import pytest
 import httpx
@@ -75,4 +75,4 @@ async def test_increment():
         await client.post("/increment")
         await client.post("/increment")
         await client.post("/increment")
-'''
+"""

@@ -65,12 +65,16 @@ def test_q3_run_until_complete_inside_the_loop_raises_runtime_error(run: Runner)
     assert test.exception.line == 12
 
 
-@pytest.mark.parametrize(("env", "expected", "outcome"), [
-    (OLD_ENV, 3, TestOutcome.PASSED),
-    (NEW_ENV, 0, TestOutcome.FAILED),
-])
-def test_q4_counter_after_the_test(run: Runner, env: str, expected: int,
-                                   outcome: TestOutcome) -> None:
+@pytest.mark.parametrize(
+    ("env", "expected", "outcome"),
+    [
+        (OLD_ENV, 3, TestOutcome.PASSED),
+        (NEW_ENV, 0, TestOutcome.FAILED),
+    ],
+)
+def test_q4_counter_after_the_test(
+    run: Runner, env: str, expected: int, outcome: TestOutcome
+) -> None:
     """Q4: three POSTs leave counter == 3 under httpx 0.27; under 0.28 none are sent (0)."""
     obs = run.pytest(Q4_COUNTER, env=env, state=("counter",))
     assert obs.child_report is ChildReportStatus.OK

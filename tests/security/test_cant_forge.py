@@ -11,20 +11,34 @@ from tests.conftest import Runner
 
 pytestmark = pytest.mark.docker
 
-FAKE_REPORT = json.dumps({
-    "event": "report", "version": 1, "status": "completed", "mode": "script", "exit_code": 0,
-    "signal": None, "timed_out": False, "output_limit_exceeded": False,
-    "child_report": {"status": "ok", "report": {"mode": "script", "exception": None,
-                                                "state": {"answer": {"status": "ok",
-                                                                     "value": 42}}}},
-    "harness_seconds": 0.1,
-})
+FAKE_REPORT = json.dumps(
+    {
+        "event": "report",
+        "version": 1,
+        "status": "completed",
+        "mode": "script",
+        "exit_code": 0,
+        "signal": None,
+        "timed_out": False,
+        "output_limit_exceeded": False,
+        "child_report": {
+            "status": "ok",
+            "report": {
+                "mode": "script",
+                "exception": None,
+                "state": {"answer": {"status": "ok", "value": 42}},
+            },
+        },
+        "harness_seconds": 0.1,
+    }
+)
 
 
 def test_cant_forge_by_printing_a_report_on_stdout(run: Runner) -> None:
     """A report printed on stdout is just output: the real exception and state stand."""
-    obs = run.script(f"print({FAKE_REPORT!r})\nanswer = 41\nraise RuntimeError('real')\n",
-                     state=("answer",))
+    obs = run.script(
+        f"print({FAKE_REPORT!r})\nanswer = 41\nraise RuntimeError('real')\n", state=("answer",)
+    )
     assert obs.status is RunStatus.COMPLETED
     assert obs.stdout.text == FAKE_REPORT + "\n"
     assert obs.exception is not None and obs.exception.type == "RuntimeError"
@@ -117,15 +131,19 @@ def test_os_exit_zero_in_a_script_loses_the_state(run: Runner) -> None:
     assert obs.state == {}
 
 
-@pytest.mark.parametrize(("code", "exit_code", "reported"), [
-    ("raise SystemExit(0)", 0, 0),
-    ("raise SystemExit(3)", 3, 3),
-    ("raise SystemExit(None)", 0, None),
-    ("raise SystemExit('bye')", 1, "bye"),
-    ("import sys; sys.exit(300)", 300 & 0xFF, 300),
-])
-def test_system_exit_is_reported_as_what_it_did(run: Runner, code: str, exit_code: int,
-                                                reported: object) -> None:
+@pytest.mark.parametrize(
+    ("code", "exit_code", "reported"),
+    [
+        ("raise SystemExit(0)", 0, 0),
+        ("raise SystemExit(3)", 3, 3),
+        ("raise SystemExit(None)", 0, None),
+        ("raise SystemExit('bye')", 1, "bye"),
+        ("import sys; sys.exit(300)", 300 & 0xFF, 300),
+    ],
+)
+def test_system_exit_is_reported_as_what_it_did(
+    run: Runner, code: str, exit_code: int, reported: object
+) -> None:
     """SystemExit, whatever its code, is an observed exception with its exit code."""
     obs = run.script(code)
     assert obs.exception is not None

@@ -83,9 +83,16 @@ def security_options(seccomp_profile: str | None) -> list[str]:
 class DockerSandbox:
     """Runs snippets in fresh, locked-down containers built from environment images."""
 
-    def __init__(self, client: docker.DockerClient, *, runtime: str | None = None,
-                 seccomp_profile: str | None = BUILTIN_PROFILE, report_max_bytes: int = 4 * 1024 * 1024,
-                 grace_seconds: float = 2.0, owner: str | None = None) -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        runtime: str | None = None,
+        seccomp_profile: str | None = BUILTIN_PROFILE,
+        report_max_bytes: int = 4 * 1024 * 1024,
+        grace_seconds: float = 2.0,
+        owner: str | None = None,
+    ) -> None:
         self._client = client
         self._runtime = runtime
         # Our own profile by default: the engine's still allows io_uring and AF_VSOCK here.
@@ -126,8 +133,9 @@ class DockerSandbox:
             preimport = tuple(json.loads(labels.get(LABEL_PREIMPORT, "[]")))
         except ValueError:
             preimport = ()
-        resolved = ResolvedImage(EnvironmentRef(name=environment, image_id=str(image.id)),
-                                 preimport)
+        resolved = ResolvedImage(
+            EnvironmentRef(name=environment, image_id=str(image.id)), preimport
+        )
         self._images[environment] = resolved
         return resolved
 
@@ -158,14 +166,14 @@ class DockerSandbox:
 
     def _create(self, image: ResolvedImage, limits: Limits) -> str:
         api = self._client.api
-        tmpfs_opts = "uid={uid},gid={uid},mode=0700,noexec,nosuid,nodev".format(uid=SANDBOX_UID)
+        tmpfs_opts = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
         fsize = limits.tmpfs_mib * 1024 * 1024
         host_config = api.create_host_config(
             network_mode="none",
             read_only=True,
             tmpfs={
                 SANDBOX_WORKDIR: f"size={limits.tmpfs_mib}m,nr_inodes=4096,{tmpfs_opts}",
-                "/tmp": f"size=1m,nr_inodes=256,{tmpfs_opts}",
+                "/tmp": f"size=1m,nr_inodes=256,{tmpfs_opts}",  # noqa: S108  inside the sandbox
             },
             cap_drop=["ALL"],
             security_opt=security_options(self._seccomp),
@@ -195,8 +203,11 @@ class DockerSandbox:
             tty=False,
             network_disabled=True,
             hostname="sandbox",
-            labels={LABEL_ROLE: ROLE_SANDBOX, LABEL_OWNER: self.owner,
-                    LABEL_ENVIRONMENT: image.environment.name},
+            labels={
+                LABEL_ROLE: ROLE_SANDBOX,
+                LABEL_OWNER: self.owner,
+                LABEL_ENVIRONMENT: image.environment.name,
+            },
             host_config=host_config,
         )
         return str(created["Id"])
@@ -213,23 +224,29 @@ class DockerSandbox:
     def _await_ready(self, attached: _Attached, deadline: float) -> ReadyEvent:
         line = self._read_line(attached, deadline)
         if line is None:
-            raise SandboxError(f"{attached.image.environment.name}: harness never became ready"
-                               + _tail(attached.stderr))
+            raise SandboxError(
+                f"{attached.image.environment.name}: harness never became ready"
+                + _tail(attached.stderr)
+            )
         ready: ReadyEvent = parse_line(line, ReadyEvent)
         if ready.preimport_failed:
             raise SandboxError(f"pre-import failed in the image: {ready.preimport_failed}")
         return ready
 
-    def _execute(self, attached: _Attached, request: RunRequest, limits: Limits,
-                 *, pool_hit: bool) -> Observation:
+    def _execute(
+        self, attached: _Attached, request: RunRequest, limits: Limits, *, pool_hit: bool
+    ) -> Observation:
         submission = {
             "version": HARNESS_PROTOCOL_VERSION,
             "mode": request.mode.value,
             "entry": request.entry,
             "files": request.files,
             "state": list(request.state),
-            "limits": {"wall_seconds": limits.wall_seconds, "stdout_bytes": limits.stdout_bytes,
-                       "stderr_bytes": limits.stderr_bytes},
+            "limits": {
+                "wall_seconds": limits.wall_seconds,
+                "stdout_bytes": limits.stdout_bytes,
+                "stderr_bytes": limits.stderr_bytes,
+            },
         }
         payload = json.dumps(submission, separators=(",", ":")).encode() + b"\n"
         try:
@@ -242,22 +259,38 @@ class DockerSandbox:
         # Shut the attach socket before killing: a half-read stream stalls the exit otherwise.
         _close_attached(attached)
         state = self._stop(attached.container_id)
-        base = {"environment": attached.image.environment, "mode": request.mode,
-                "container_id": attached.container_id, "pool_hit": pool_hit}
+        base = {
+            "environment": attached.image.environment,
+            "mode": request.mode,
+            "container_id": attached.container_id,
+            "pool_hit": pool_hit,
+        }
         if line is None:
             if state.get("OOMKilled"):
-                return Observation(status=RunStatus.MEMORY_LIMIT_EXCEEDED, oom_killed=True,
-                                   error="the sandbox was killed for memory", **base)
+                return Observation(
+                    status=RunStatus.MEMORY_LIMIT_EXCEEDED,
+                    oom_killed=True,
+                    error="the sandbox was killed for memory",
+                    **base,
+                )
             if hit_deadline:
-                return Observation(status=RunStatus.TIME_LIMIT_EXCEEDED, timed_out=True,
-                                   error="no report before the hard deadline", **base)
+                return Observation(
+                    status=RunStatus.TIME_LIMIT_EXCEEDED,
+                    timed_out=True,
+                    error="no report before the hard deadline",
+                    **base,
+                )
             reason = "report over the size cap" if attached.overflow else "no report"
             raise HarnessProtocolError(f"{reason} from the harness" + _tail(attached.stderr))
         report: FinalReport = parse_line(line, FinalReport)
         return to_observation(
-            report, environment=attached.image.environment, mode=request.mode,
-            requested_state=request.state, oom_killed=bool(state.get("OOMKilled")),
-            container_id=attached.container_id, pool_hit=pool_hit,
+            report,
+            environment=attached.image.environment,
+            mode=request.mode,
+            requested_state=request.state,
+            oom_killed=bool(state.get("OOMKilled")),
+            container_id=attached.container_id,
+            pool_hit=pool_hit,
         )
 
     # attach stream --------------------------------------------------------------------------
@@ -291,7 +324,7 @@ class DockerSandbox:
             stream, size = _HEADER.unpack_from(buf)
             if len(buf) < _HEADER.size + size:
                 break
-            data = bytes(buf[_HEADER.size: _HEADER.size + size])
+            data = bytes(buf[_HEADER.size : _HEADER.size + size])
             del buf[: _HEADER.size + size]
             target = attached.stdout if stream == _STDOUT else attached.stderr
             cap = self._report_max if stream == _STDOUT else 64 * 1024

@@ -58,8 +58,9 @@ class WireStream(_Strict):
             raw = base64.b64decode(self.b64, validate=True)
         except (binascii.Error, ValueError):
             raise HarnessProtocolError("captured stream is not base64") from None
-        return CapturedStream(text=raw.decode("utf-8", "replace"), bytes=self.bytes,
-                              truncated=self.truncated)
+        return CapturedStream(
+            text=raw.decode("utf-8", "replace"), bytes=self.bytes, truncated=self.truncated
+        )
 
 
 class WireMemory(_Strict):
@@ -115,8 +116,9 @@ def parse_line(line: bytes, model: type[ReadyEvent] | type[FinalReport]) -> Any:
         raise HarnessProtocolError(f"malformed {model.__name__}: {str(exc)[:500]}") from None
 
 
-def _child(envelope: WireChildEnvelope | None, requested: tuple[str, ...],
-           mode: RunMode) -> tuple[ChildReport | None, ChildReportStatus, str | None]:
+def _child(
+    envelope: WireChildEnvelope | None, requested: tuple[str, ...], mode: RunMode
+) -> tuple[ChildReport | None, ChildReportStatus, str | None]:
     if envelope is None or envelope.status == "missing":
         return None, ChildReportStatus.MISSING, "the snippet's process ended without a report"
     if envelope.status == "invalid" or envelope.report is None:
@@ -144,14 +146,21 @@ def to_observation(
 ) -> Observation:
     """Combine the supervisor's report with what the engine saw into an ``Observation``."""
     base: dict[str, Any] = {
-        "environment": environment, "mode": mode, "container_id": container_id,
-        "pool_hit": pool_hit, "oom_killed": oom_killed,
+        "environment": environment,
+        "mode": mode,
+        "container_id": container_id,
+        "pool_hit": pool_hit,
+        "oom_killed": oom_killed,
     }
     if report.status == "harness_error":
         return Observation(status=RunStatus.SANDBOX_ERROR, error=report.error, **base)
     if report.status == "syntax_error":
-        return Observation(status=RunStatus.SYNTAX_ERROR, syntax_error=report.syntax_error,
-                           wall_seconds=report.harness_seconds, **base)
+        return Observation(
+            status=RunStatus.SYNTAX_ERROR,
+            syntax_error=report.syntax_error,
+            wall_seconds=report.harness_seconds,
+            **base,
+        )
     memory = report.memory or WireMemory()
     oom = oom_killed or bool(memory.oom_kills)
     child, child_status, child_error = _child(report.child_report, requested_state, mode)

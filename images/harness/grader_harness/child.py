@@ -81,7 +81,11 @@ def collect_state(namespace: dict[str, Any] | None, names: list[str]) -> dict[st
             out[name] = {"status": "unserializable", "reason": safe_str(exc), "type": _tn(value)}
             continue
         if len(encoded) > MAX_STATE_JSON_CHARS:
-            out[name] = {"status": "unserializable", "reason": "value too large", "type": _tn(value)}
+            out[name] = {
+                "status": "unserializable",
+                "reason": "value too large",
+                "type": _tn(value),
+            }
             continue
         out[name] = {"status": "ok", "value": plain}
     return out
@@ -106,8 +110,13 @@ def send_report(fd: int, report: dict[str, Any]) -> None:
     os.close(fd)
 
 
-def run_script(code: types.CodeType, path: str, snippet_files: frozenset[str], state: list[str],
-               flush: Callable[[], None]) -> tuple[dict[str, Any], int]:
+def run_script(
+    code: types.CodeType,
+    path: str,
+    snippet_files: frozenset[str],
+    state: list[str],
+    flush: Callable[[], None],
+) -> tuple[dict[str, Any], int]:
     """Execute ``code`` as ``__main__``; return the child report and the process exit code."""
     module = types.ModuleType("__main__")
     module.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
@@ -126,8 +135,11 @@ def run_script(code: types.CodeType, path: str, snippet_files: frozenset[str], s
         elif exit_code and exception.get("exit_code") is not None and type(exc.code) is not int:
             _print_stderr(f"{exception['exit_code']}\n")
     flush()
-    return {"mode": "script", "exception": exception,
-            "state": collect_state(namespace, state)}, exit_code
+    return {
+        "mode": "script",
+        "exception": exception,
+        "state": collect_state(namespace, state),
+    }, exit_code
 
 
 def _print_traceback(exception: dict[str, Any]) -> None:
@@ -142,7 +154,7 @@ def _print_stderr(text: str) -> None:
     data = text.encode("utf-8", "backslashreplace")
     try:
         while data:
-            data = data[_write(2, data):]
+            data = data[_write(2, data) :]
     except OSError:
         pass
 
@@ -161,8 +173,9 @@ def _exit_code_for(exc: BaseException) -> int:
     return 1
 
 
-def run_pytest(path: str, snippet_files: frozenset[str], state: list[str],
-               flush: Callable[[], None]) -> tuple[dict[str, Any], int]:
+def run_pytest(
+    path: str, snippet_files: frozenset[str], state: list[str], flush: Callable[[], None]
+) -> tuple[dict[str, Any], int]:
     """Run pytest on the snippet file with the environment's own pytest-asyncio."""
     import pytest
 
@@ -171,13 +184,19 @@ def run_pytest(path: str, snippet_files: frozenset[str], state: list[str],
     collector = Collector(snippet_files, path)
     args = [
         path,
-        "-p", "no:cacheprovider",
-        "-p", "no:terminal",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
         "--capture=tee-sys",
-        "--rootdir", os.path.dirname(path),
-        "-o", "asyncio_mode=strict",
-        "-o", "asyncio_default_fixture_loop_scope=function",
-        "-W", "ignore::DeprecationWarning",
+        "--rootdir",
+        os.path.dirname(path),
+        "-o",
+        "asyncio_mode=strict",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "-W",
+        "ignore::DeprecationWarning",
     ]
     exception: dict[str, Any] | None = None
     exit_code = 0
@@ -198,8 +217,14 @@ def run_pytest(path: str, snippet_files: frozenset[str], state: list[str],
     return report, exit_code
 
 
-def main(mode: str, path: str, code: types.CodeType | None, snippet_files: frozenset[str],
-         state: list[str], report_fd: int) -> None:
+def main(
+    mode: str,
+    path: str,
+    code: types.CodeType | None,
+    snippet_files: frozenset[str],
+    state: list[str],
+    report_fd: int,
+) -> None:
     """Entry point in the forked child; never returns."""
     out, err = sys.stdout, sys.stderr
 

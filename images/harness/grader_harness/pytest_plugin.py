@@ -50,17 +50,23 @@ class Collector:
             "exception": None,
         }
         module = getattr(item, "module", None)
-        if self._module_ns is None and module is not None:
-            if os.path.abspath(str(getattr(module, "__file__", ""))) == self._entry_path:
-                self._module_ns = module.__dict__
+        if (
+            self._module_ns is None
+            and module is not None
+            and (os.path.abspath(str(getattr(module, "__file__", ""))) == self._entry_path)
+        ):
+            self._module_ns = module.__dict__
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
-            self.collection_errors.append({
-                "nodeid": report.nodeid,
-                "message": clip(safe_str(report.longreprtext, MAX_TRACEBACK_CHARS),
-                                MAX_TRACEBACK_CHARS),
-            })
+            self.collection_errors.append(
+                {
+                    "nodeid": report.nodeid,
+                    "message": clip(
+                        safe_str(report.longreprtext, MAX_TRACEBACK_CHARS), MAX_TRACEBACK_CHARS
+                    ),
+                }
+            )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         entry = self._tests.get(report.nodeid)

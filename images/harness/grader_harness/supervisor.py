@@ -70,7 +70,7 @@ def emit(event: dict[str, Any]) -> None:
     data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
     view = memoryview(data)
     while view:
-        view = view[os.write(1, view):]
+        view = view[os.write(1, view) :]
 
 
 def read_submission() -> dict[str, Any]:
@@ -183,8 +183,16 @@ def syntax_error(exc: Exception, name: str) -> dict[str, Any]:
             "end_offset": exc.end_offset,
             "text": (exc.text or "").rstrip("\n")[:1000],
         }
-    return {"type": type(exc).__name__, "message": str(exc), "file": name, "line": None,
-            "offset": None, "end_line": None, "end_offset": None, "text": ""}
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "file": name,
+        "line": None,
+        "offset": None,
+        "end_line": None,
+        "end_offset": None,
+        "text": "",
+    }
 
 
 def cgroup_memory() -> dict[str, int | None]:
@@ -250,8 +258,14 @@ def supervise(job: Job, code: Any) -> dict[str, Any]:
             os._exit(70)
     for fd in (out_w, err_w, rep_w):
         os.close(fd)
-    return _watch(job, pid, started, Stream(out_r, job.stdout_cap), Stream(err_r, job.stderr_cap),
-                  Stream(rep_r, MAX_CHILD_REPORT_BYTES))
+    return _watch(
+        job,
+        pid,
+        started,
+        Stream(out_r, job.stdout_cap),
+        Stream(err_r, job.stderr_cap),
+        Stream(rep_r, MAX_CHILD_REPORT_BYTES),
+    )
 
 
 def _prepare_child(out_w: int, err_w: int, rep_w: int, read_ends: tuple[int, ...]) -> None:
@@ -282,16 +296,29 @@ def _prepare_child(out_w: int, err_w: int, rep_w: int, read_ends: tuple[int, ...
     sys.argv = [os.path.join(WORKDIR, "main.py")]
     sys.path.insert(0, WORKDIR)
     # Line-buffered, as on a terminal, so prints and raw writes keep their order.
-    sys.stdout = open(1, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False, buffering=1)
-    sys.stderr = open(2, "w", encoding="utf-8", errors="backslashreplace",  # noqa: SIM115
-                      closefd=False, buffering=1)
-    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    sys.stdout = open(
+        1,
+        "w",
+        encoding="utf-8",
+        errors="backslashreplace",
+        closefd=False,
+        buffering=1,
+    )
+    sys.stderr = open(
+        2,
+        "w",
+        encoding="utf-8",
+        errors="backslashreplace",
+        closefd=False,
+        buffering=1,
+    )
+    sys.stdin = open(0, encoding="utf-8", closefd=False)
     sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin  # type: ignore[misc]
 
 
-def _watch(job: Job, pid: int, started: float, out: Stream, err: Stream,
-           rep: Stream) -> dict[str, Any]:
+def _watch(
+    job: Job, pid: int, started: float, out: Stream, err: Stream, rep: Stream
+) -> dict[str, Any]:
     deadline = started + job.wall_seconds
     timed_out = False
     output_limit = False
@@ -414,9 +441,16 @@ def main(argv: list[str]) -> int:
         make_non_dumpable()
         modules = [m for m in argv if m and not m.startswith("-")] if "--preimport" in argv else []
         failed = preimport(modules)
-        emit({"event": "ready", "version": PROTOCOL_VERSION, "pid": os.getpid(),
-              "preimported": [m for m in modules if m not in failed], "preimport_failed": failed,
-              "python": sys.version.split()[0]})
+        emit(
+            {
+                "event": "ready",
+                "version": PROTOCOL_VERSION,
+                "pid": os.getpid(),
+                "preimported": [m for m in modules if m not in failed],
+                "preimport_failed": failed,
+                "python": sys.version.split()[0],
+            }
+        )
         job = parse_job(read_submission())
         write_files(job.files)
         code, syntax = compile_files(job)

@@ -21,8 +21,9 @@ httpx = "0.27.2"
 """
 
 
-def make_env(root: Path, manifest: str = MANIFEST, lock: str | None = None,
-             name: str = "demo-env") -> Path:
+def make_env(
+    root: Path, manifest: str = MANIFEST, lock: str | None = None, name: str = "demo-env"
+) -> Path:
     folder = root / name
     folder.mkdir(parents=True)
     (folder / "environment.toml").write_text(manifest)
@@ -58,8 +59,11 @@ def test_lock_with_a_range_is_refused(tmp_path: Path) -> None:
 def test_manifest_and_lock_must_agree(tmp_path: Path) -> None:
     """A manifest pin the lock does not hold points at the lock command."""
     folder = make_env(tmp_path, manifest=MANIFEST.replace("0.27.2", "0.28.1"))
-    with pytest.raises(EnvironmentError_, match=r"httpx is locked at '0.27.2' but the manifest "
-                                                r"pins '0.28.1'; run 'grader images lock"):
+    with pytest.raises(
+        EnvironmentError_,
+        match=r"httpx is locked at '0.27.2' but the manifest "
+        r"pins '0.28.1'; run 'grader images lock",
+    ):
         load_environment(folder)
 
 

@@ -1,0 +1,40 @@
+# The few verbs a newcomer needs. `make help` lists them.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps images test lint fmt clean
+
+help:  ## list the verbs
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed  ## create .venv and install grader with its dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:  ## install debootstrap and redis-server from Debian packages if missing (root)
+	@PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null && command -v redis-server >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap redis-server >/dev/null)
+
+images: setup system-deps  ## build every environment image offline (no-op when up to date)
+	$(BIN)/grader images build
+
+test: images  ## build what is missing, then run the whole test suite (real Docker)
+	$(BIN)/python -m pytest
+
+lint: setup  ## ruff, formatting and mypy --strict
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: setup  ## apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:  ## remove the virtualenv and caches (images stay; see `grader images list`)
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
