@@ -74,8 +74,9 @@ def test_build_is_a_no_op_when_current(settings: Settings, built_environments: l
 
 
 @pytest.mark.parametrize("env_name", [OLD_ENV, NEW_ENV])
-def test_versions_inside_the_image_equal_the_lock(run: Runner, settings: Settings,
-                                                  env_name: str) -> None:
+def test_versions_inside_the_image_equal_the_lock(
+    run: Runner, settings: Settings, env_name: str
+) -> None:
     """Every distribution in the image's venv is exactly the lock, and pip is gone."""
     (env,) = select(settings.images.root, [env_name])
     obs = run.script(VERSIONS_SNIPPET, env=env_name, state=("versions", "python"))
@@ -86,8 +87,9 @@ def test_versions_inside_the_image_equal_the_lock(run: Runner, settings: Setting
 
 
 @pytest.mark.parametrize("env_name", [OLD_ENV, NEW_ENV])
-def test_image_labels_record_name_and_versions(settings: Settings, built_environments: list[str],
-                                               env_name: str) -> None:
+def test_image_labels_record_name_and_versions(
+    settings: Settings, built_environments: list[str], env_name: str
+) -> None:
     """The image's labels carry its environment name and every package version."""
     (env,) = select(settings.images.root, [env_name])
     labels = docker.from_env().images.get(env_tag(env_name)).labels

@@ -4,7 +4,8 @@ from typing import Protocol
 
 from grader.domain import Limits, Observation, RunRequest
 
-from .docker_sandbox import DockerSandbox, ResolvedImage
+from .docker_sandbox import DockerSandbox, ResolvedImage, Sandboxed, host_config_kwargs
+from .pool import WarmPool
 
 
 class Sandbox(Protocol):
@@ -15,4 +16,11 @@ class Sandbox(Protocol):
         ...
 
 
-__all__ = ["DockerSandbox", "ResolvedImage", "Sandbox"]
+__all__ = [
+    "DockerSandbox",
+    "ResolvedImage",
+    "Sandbox",
+    "Sandboxed",
+    "WarmPool",
+    "host_config_kwargs",
+]

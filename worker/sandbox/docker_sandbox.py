@@ -1,6 +1,6 @@
 """The Docker sandbox: the only module of the worker that talks to the engine.
 
-One fresh container per run, never reused, hardened at creation (see docs/security.md). The
+One fresh container per run, never reused, hardened at creation (docs/security.md). The
 submission goes in over the attach stream's stdin; the supervisor's report comes back over
 the attach stream's stdout, byte-capped. Docker's exceptions are translated into
 ``SandboxError`` here and nowhere else.
@@ -9,14 +9,10 @@ the attach stream's stdout, byte-capped. Docker's exceptions are translated into
 from __future__ import annotations
 
 import json
-import select
-import socket
-import struct
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 import docker
@@ -37,17 +33,19 @@ from grader.constants import (
 from grader.domain import EnvironmentRef, Limits, Observation, RunRequest, RunStatus
 from grader.errors import HarnessProtocolError, ImageNotBuilt, SandboxError
 
+from .pool import WarmPool
 from .report import FinalReport, ReadyEvent, parse_line, to_observation
 from .seccomp import load_profile
+from .stream import AttachStream
 
 ROLE_SANDBOX = "sandbox"
+LABEL_OWNER = f"{LABEL_PREFIX}.owner"
+LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
 BUILTIN_PROFILE = "builtin"
 """Use the seccomp profile shipped in ``seccomp.json``; ``None`` means the engine's default."""
-LABEL_OWNER = f"{LABEL_PREFIX}.owner"
-_STDOUT, _STDERR = 1, 2
-_HEADER = struct.Struct(">BxxxL")
 READY_TIMEOUT = 30.0
 """Seconds a fresh container may take to import its packages and say it is ready."""
+_TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
 
 
 @dataclass(frozen=True)
@@ -59,25 +57,46 @@ class ResolvedImage:
 
 
 @dataclass
-class _Attached:
-    """A started container and its attach socket, waiting for (or holding) a submission."""
+class Sandboxed:
+    """A started container whose harness is ready and waits for exactly one submission."""
 
-    container_id: str
-    sock: socket.socket
-    raw: Any  # keeps docker-py's response object alive while the socket is in use
+    stream: AttachStream
     image: ResolvedImage
-    started: float
-    buffer: bytearray = field(default_factory=bytearray)
-    stdout: bytearray = field(default_factory=bytearray)
-    stderr: bytearray = field(default_factory=bytearray)
-    overflow: bool = False
+    limits: Limits
+    expires: float
 
 
-def security_options(seccomp_profile: str | None) -> list[str]:
-    options = ["no-new-privileges:true"]
-    if seccomp_profile is not None:
-        options.append(f"seccomp={seccomp_profile}")
-    return options
+def host_config_kwargs(
+    limits: Limits, *, seccomp: str | None, runtime: str | None
+) -> dict[str, Any]:
+    """Every hardening setting of a sandbox container, as ``create_host_config`` arguments."""
+    fsize = limits.tmpfs_mib * 1024 * 1024
+    security = ["no-new-privileges:true"]
+    if seccomp is not None:
+        security.append(f"seccomp={seccomp}")
+    return {
+        "network_mode": "none",
+        "read_only": True,
+        "tmpfs": {
+            SANDBOX_WORKDIR: f"size={limits.tmpfs_mib}m,nr_inodes=4096,{_TMPFS_OPTIONS}",
+            "/tmp": f"size=1m,nr_inodes=256,{_TMPFS_OPTIONS}",  # noqa: S108  inside the sandbox
+        },
+        "cap_drop": ["ALL"],
+        "security_opt": security,
+        "pids_limit": limits.pids,
+        "mem_limit": limits.memory_mib * 1024 * 1024,
+        "memswap_limit": limits.memory_mib * 1024 * 1024,
+        "nano_cpus": int(limits.cpus * 1e9),
+        "ulimits": [
+            docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
+            docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
+            docker.types.Ulimit(name="core", soft=0, hard=0),
+        ],
+        "init": False,  # the harness supervisor is PID 1 and reaps every zombie itself
+        "log_config": docker.types.LogConfig(type="none"),
+        "ipc_mode": "private",
+        "runtime": runtime,
+    }
 
 
 class DockerSandbox:
@@ -92,6 +111,7 @@ class DockerSandbox:
         report_max_bytes: int = 4 * 1024 * 1024,
         grace_seconds: float = 2.0,
         owner: str | None = None,
+        repository: str = ENV_IMAGE_REPO,
     ) -> None:
         self._client = client
         self._runtime = runtime
@@ -99,17 +119,44 @@ class DockerSandbox:
         self._seccomp = load_profile() if seccomp_profile == BUILTIN_PROFILE else seccomp_profile
         self._report_max = report_max_bytes
         self._grace = grace_seconds
+        self._repository = repository
         self.owner = owner or uuid.uuid4().hex[:12]
         self._images: dict[str, ResolvedImage] = {}
+        self.pool: WarmPool[Sandboxed] | None = None
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> DockerSandbox:
+        """A sandbox on the local engine (``DOCKER_HOST`` and friends are honoured)."""
         try:
             client = docker.from_env(timeout=60)
             client.ping()
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot reach the Docker engine: {exc}") from None
         return cls(client, **kwargs)
+
+    def start_pool(
+        self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
+    ) -> WarmPool[Sandboxed]:
+        """Keep ``size`` ready containers per environment (0 disables the pool)."""
+        self.pool = WarmPool(
+            start=lambda env: self.prestart(env, limits, ttl=ttl),
+            destroy=self.destroy,
+            alive=lambda warm: warm.expires > time.time() + 5,
+            environments=environments,
+            size=size,
+            accepts=lambda warm, wanted: (
+                _container_limits(warm.limits) == _container_limits(wanted)
+            ),
+        )
+        self.pool.start()
+        return self.pool
+
+    def close(self) -> None:
+        """Drain the pool and remove every container this sandbox owns."""
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        self.reap(owner=self.owner)
 
     # images -------------------------------------------------------------------------------
 
@@ -119,7 +166,7 @@ class DockerSandbox:
         if cached is not None:
             return cached
         try:
-            image = self._client.images.get(f"{ENV_IMAGE_REPO}/{environment}:latest")
+            image = self._client.images.get(f"{self._repository}/{environment}:latest")
         except docker.errors.ImageNotFound:
             raise ImageNotBuilt(
                 f"environment {environment!r} has no image; run 'grader images build'"
@@ -143,53 +190,45 @@ class DockerSandbox:
 
     def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
         """Run ``request`` in a fresh container; what the snippet does is data in the result."""
-        image = self.resolve(environment)
-        with self._container(image, limits) as attached:
-            self._await_ready(attached, time.monotonic() + READY_TIMEOUT)
-            return self._execute(attached, request, limits, pool_hit=False)
-
-    @contextmanager
-    def _container(self, image: ResolvedImage, limits: Limits) -> Iterator[_Attached]:
-        container_id: str | None = None
-        attached: _Attached | None = None
+        warm = self.pool.take(environment, limits) if self.pool is not None else None
+        box = warm if warm is not None else self.prestart(environment, limits)
         try:
-            container_id = self._create(image, limits)
-            attached = self._attach_and_start(container_id, image)
-            yield attached
-        except docker.errors.DockerException as exc:
-            raise SandboxError(f"docker: {exc}") from None
+            return self._execute(box, request, limits, pool_hit=warm is not None)
         finally:
-            if attached is not None:
-                _close_attached(attached)
+            self.destroy(box)
+
+    def prestart(self, environment: str, limits: Limits, *, ttl: float | None = None) -> Sandboxed:
+        """Create and start a container, and wait until its harness has pre-imported."""
+        image = self.resolve(environment)
+        lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
+        expires = time.time() + lifetime
+        container_id: str | None = None
+        try:
+            container_id = self._create(image, limits, expires)
+            stream = self._attach_and_start(container_id)
+        except docker.errors.DockerException as exc:
+            if isinstance(exc, docker.errors.ImageNotFound):
+                self._images.pop(environment, None)  # rebuilt meanwhile: resolve again next time
             if container_id is not None:
                 self._remove(container_id)
+            raise SandboxError(f"cannot start a sandbox for {environment}: {exc}") from None
+        box = Sandboxed(stream, image, limits, expires)
+        try:
+            self._await_ready(box)
+        except BaseException:
+            self.destroy(box)
+            raise
+        return box
 
-    def _create(self, image: ResolvedImage, limits: Limits) -> str:
+    def destroy(self, box: Sandboxed) -> None:
+        """Close the attach stream first (or the exit stalls), then remove the container."""
+        box.stream.close()
+        self._remove(box.stream.container_id)
+
+    def _create(self, image: ResolvedImage, limits: Limits, expires: float) -> str:
         api = self._client.api
-        tmpfs_opts = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
-        fsize = limits.tmpfs_mib * 1024 * 1024
         host_config = api.create_host_config(
-            network_mode="none",
-            read_only=True,
-            tmpfs={
-                SANDBOX_WORKDIR: f"size={limits.tmpfs_mib}m,nr_inodes=4096,{tmpfs_opts}",
-                "/tmp": f"size=1m,nr_inodes=256,{tmpfs_opts}",  # noqa: S108  inside the sandbox
-            },
-            cap_drop=["ALL"],
-            security_opt=security_options(self._seccomp),
-            pids_limit=limits.pids,
-            mem_limit=limits.memory_mib * 1024 * 1024,
-            memswap_limit=limits.memory_mib * 1024 * 1024,
-            nano_cpus=int(limits.cpus * 1e9),
-            ulimits=[
-                docker.types.Ulimit(name="nofile", soft=limits.nofile, hard=limits.nofile),
-                docker.types.Ulimit(name="fsize", soft=fsize, hard=fsize),
-                docker.types.Ulimit(name="core", soft=0, hard=0),
-            ],
-            init=False,  # the harness supervisor is PID 1 and reaps every zombie itself
-            log_config=docker.types.LogConfig(type="none"),
-            ipc_mode="private",
-            runtime=self._runtime,
+            **host_config_kwargs(limits, seccomp=self._seccomp, runtime=self._runtime)
         )
         command = [*HARNESS_COMMAND, "--preimport", *image.preimport]
         created = api.create_container(
@@ -207,26 +246,31 @@ class DockerSandbox:
                 LABEL_ROLE: ROLE_SANDBOX,
                 LABEL_OWNER: self.owner,
                 LABEL_ENVIRONMENT: image.environment.name,
+                LABEL_EXPIRES: str(int(expires)),
             },
             host_config=host_config,
         )
         return str(created["Id"])
 
-    def _attach_and_start(self, container_id: str, image: ResolvedImage) -> _Attached:
+    def _attach_and_start(self, container_id: str) -> AttachStream:
         api = self._client.api
         raw = api.attach_socket(
             container_id, params={"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
         )
-        sock = getattr(raw, "_sock", raw)
-        api.start(container_id)
-        return _Attached(container_id, sock, raw, image, time.monotonic())
+        stream = AttachStream(container_id, getattr(raw, "_sock", raw), raw, self._report_max)
+        try:
+            api.start(container_id)
+        except BaseException:
+            stream.close()
+            raise
+        return stream
 
-    def _await_ready(self, attached: _Attached, deadline: float) -> ReadyEvent:
-        line = self._read_line(attached, deadline)
+    def _await_ready(self, box: Sandboxed) -> ReadyEvent:
+        line = box.stream.read_line(time.monotonic() + READY_TIMEOUT)
         if line is None:
             raise SandboxError(
-                f"{attached.image.environment.name}: harness never became ready"
-                + _tail(attached.stderr)
+                f"{box.image.environment.name}: the harness never became ready"
+                + box.stream.stderr_tail()
             )
         ready: ReadyEvent = parse_line(line, ReadyEvent)
         if ready.preimport_failed:
@@ -234,7 +278,7 @@ class DockerSandbox:
         return ready
 
     def _execute(
-        self, attached: _Attached, request: RunRequest, limits: Limits, *, pool_hit: bool
+        self, box: Sandboxed, request: RunRequest, limits: Limits, *, pool_hit: bool
     ) -> Observation:
         submission = {
             "version": HARNESS_PROTOCOL_VERSION,
@@ -249,24 +293,27 @@ class DockerSandbox:
             },
         }
         payload = json.dumps(submission, separators=(",", ":")).encode() + b"\n"
+        stream = box.stream
         try:
-            attached.sock.sendall(payload)
+            stream.send(payload)
         except OSError as exc:
             raise SandboxError(f"cannot send the submission: {exc}") from None
+        # The supervisor enforces the wall limit itself; this deadline is the backstop.
         deadline = time.monotonic() + limits.wall_seconds + self._grace
-        line = self._read_line(attached, deadline)
+        line = stream.read_line(deadline)
         hit_deadline = line is None and time.monotonic() >= deadline
-        # Shut the attach socket before killing: a half-read stream stalls the exit otherwise.
-        _close_attached(attached)
-        state = self._stop(attached.container_id)
+        stream.close()  # before kill: a half-read attach stream stalls the container's exit
+        oom_killed = False
+        if line is None:
+            oom_killed = bool(self._stop(stream.container_id).get("OOMKilled"))
         base = {
-            "environment": attached.image.environment,
+            "environment": box.image.environment,
             "mode": request.mode,
-            "container_id": attached.container_id,
+            "container_id": stream.container_id,
             "pool_hit": pool_hit,
         }
         if line is None:
-            if state.get("OOMKilled"):
+            if oom_killed:
                 return Observation(
                     status=RunStatus.MEMORY_LIMIT_EXCEEDED,
                     oom_killed=True,
@@ -280,59 +327,20 @@ class DockerSandbox:
                     error="no report before the hard deadline",
                     **base,
                 )
-            reason = "report over the size cap" if attached.overflow else "no report"
-            raise HarnessProtocolError(f"{reason} from the harness" + _tail(attached.stderr))
+            reason = "report over the size cap" if stream.overflow else "no report"
+            raise HarnessProtocolError(f"{reason} from the harness" + stream.stderr_tail())
         report: FinalReport = parse_line(line, FinalReport)
+        if report.status == "harness_error":
+            raise HarnessProtocolError(f"the harness failed: {report.error}")
         return to_observation(
             report,
-            environment=attached.image.environment,
+            environment=box.image.environment,
             mode=request.mode,
             requested_state=request.state,
-            oom_killed=bool(state.get("OOMKilled")),
-            container_id=attached.container_id,
+            oom_killed=False,
+            container_id=stream.container_id,
             pool_hit=pool_hit,
         )
-
-    # attach stream --------------------------------------------------------------------------
-
-    def _read_line(self, attached: _Attached, deadline: float) -> bytes | None:
-        """Next complete line of the supervisor's stdout, or None at EOF/deadline/overflow."""
-        while True:
-            newline = attached.stdout.find(b"\n")
-            if newline >= 0:
-                line = bytes(attached.stdout[:newline])
-                del attached.stdout[: newline + 1]
-                return line
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or attached.overflow:
-                return None
-            try:
-                readable, _, _ = select.select([attached.sock], [], [], remaining)
-                if not readable:
-                    return None
-                chunk = attached.sock.recv(65536)
-            except (OSError, ValueError):
-                return None
-            if not chunk:
-                return None
-            attached.buffer += chunk
-            self._demux(attached)
-
-    def _demux(self, attached: _Attached) -> None:
-        buf = attached.buffer
-        while len(buf) >= _HEADER.size:
-            stream, size = _HEADER.unpack_from(buf)
-            if len(buf) < _HEADER.size + size:
-                break
-            data = bytes(buf[_HEADER.size : _HEADER.size + size])
-            del buf[: _HEADER.size + size]
-            target = attached.stdout if stream == _STDOUT else attached.stderr
-            cap = self._report_max if stream == _STDOUT else 64 * 1024
-            room = cap - len(target)
-            if len(data) > room:
-                attached.overflow = attached.overflow or stream == _STDOUT
-                data = data[: max(room, 0)]
-            target += data
 
     # teardown -------------------------------------------------------------------------------
 
@@ -349,37 +357,44 @@ class DockerSandbox:
         return state
 
     def _remove(self, container_id: str) -> None:
-        with suppress(docker.errors.NotFound):
-            try:
-                self._client.api.remove_container(container_id, force=True)
-            except docker.errors.APIError as exc:
-                if "already in progress" not in str(exc):
-                    raise SandboxError(f"cannot remove {container_id[:12]}: {exc}") from None
+        try:
+            self._client.api.remove_container(container_id, force=True)
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise SandboxError(f"cannot remove {container_id[:12]}: {exc}") from None
 
-    def reap(self, *, owner: str | None = None) -> int:
-        """Remove sandbox containers left behind (all of them, or one owner's)."""
-        filters = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}"]}
+    def reap(self, *, owner: str | None = None, expired_only: bool = False) -> int:
+        """Remove sandbox containers left behind: one owner's, expired ones, or all."""
+        filters: dict[str, list[str]] = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}"]}
         if owner is not None:
             filters["label"].append(f"{LABEL_OWNER}={owner}")
         try:
-            found = self._client.api.containers(all=True, filters=filters, quiet=True)
+            found = self._client.api.containers(all=True, filters=filters)
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot list sandbox containers: {exc}") from None
+        now = time.time()
+        removed = 0
         for entry in found:
+            labels = entry.get("Labels") or {}
+            if expired_only and float(labels.get(LABEL_EXPIRES, "0") or 0) > now:
+                continue
             self._remove(str(entry["Id"]))
-        return len(found)
+            removed += 1
+        return removed
+
+    def count_containers(self, *, owner: str | None = None) -> int:
+        """How many sandbox containers exist (of one owner, or in all)."""
+        filters: dict[str, list[str]] = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}"]}
+        if owner is not None:
+            filters["label"].append(f"{LABEL_OWNER}={owner}")
+        try:
+            return len(self._client.api.containers(all=True, filters=filters, quiet=True))
+        except docker.errors.DockerException as exc:
+            raise SandboxError(f"cannot list sandbox containers: {exc}") from None
 
 
-def _close_attached(attached: _Attached) -> None:
-    """Shut the attach connection down for good (socket, its file wrapper, the response)."""
-    with suppress(OSError):
-        attached.sock.shutdown(socket.SHUT_RDWR)
-    for closeable in (attached.raw, getattr(attached.raw, "_response", None), attached.sock):
-        if closeable is not None:
-            with suppress(Exception):
-                closeable.close()
-
-
-def _tail(data: bytearray) -> str:
-    text = bytes(data[-2000:]).decode("utf-8", "replace").strip()
-    return f": {text}" if text else ""
+def _container_limits(limits: Limits) -> tuple[object, ...]:
+    """The limits fixed when a container is created (the rest travel with the submission)."""
+    return (limits.memory_mib, limits.pids, limits.tmpfs_mib, limits.cpus, limits.nofile)
