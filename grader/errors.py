@@ -2,6 +2,7 @@
 
     GraderError
     ├── ConfigError              settings refuse an unsafe or inconsistent value
+    ├── LimitsError              a limit override is unknown, invalid or above the maximum
     ├── EnvironmentError_        an environment folder, manifest or lock is wrong
     │   └── UnknownEnvironment   no environment by that name
     ├── ImageError               building, finding or inspecting an image failed
@@ -23,6 +24,10 @@ class GraderError(Exception):
 
 class ConfigError(GraderError):
     """A setting is unsafe or inconsistent."""
+
+
+class LimitsError(GraderError):
+    """A limit override is unknown, invalid or above the server's maximum."""
 
 
 class EnvironmentError_(GraderError):
@@ -61,6 +66,7 @@ __all__ = [
     "HarnessProtocolError",
     "ImageError",
     "ImageNotBuilt",
+    "LimitsError",
     "SandboxError",
     "UnknownEnvironment",
 ]

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .constants import BASE_IMAGE_REPO, BASE_SUITE, ENV_IMAGE_REPO
+from .domain.observation import Limits
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,25 +36,12 @@ class ImageSettings(BaseModel):
     )
 
 
-class LimitValues(BaseModel):
-    """Resource limits of one run."""
-
-    wall_seconds: float = Field(default=5.0, gt=0)
-    memory_mib: int = Field(default=256, ge=32)
-    pids: int = Field(default=64, ge=8)
-    stdout_bytes: int = Field(default=64 * 1024, ge=1024)
-    stderr_bytes: int = Field(default=64 * 1024, ge=1024)
-    tmpfs_mib: int = Field(default=16, ge=1)
-    cpus: float = Field(default=1.0, gt=0)
-    nofile: int = Field(default=256, ge=32)
-
-
 class SandboxSettings(BaseModel):
     """How runs are sandboxed: defaults, ceilings, runtime."""
 
-    defaults: LimitValues = Field(default_factory=LimitValues)
-    maxima: LimitValues = Field(
-        default_factory=lambda: LimitValues(
+    defaults: Limits = Field(default_factory=Limits)
+    maxima: Limits = Field(
+        default_factory=lambda: Limits(
             wall_seconds=30.0,
             memory_mib=1024,
             pids=256,
@@ -65,6 +53,9 @@ class SandboxSettings(BaseModel):
         )
     )
     runtime: str | None = Field(default=None, description="e.g. 'runsc' for gVisor")
+    pool_size: int = Field(default=2, ge=0, description="Warm containers per environment; 0 = off")
+    pool_ttl_seconds: float = Field(default=600.0, gt=10)
+    reap_interval_seconds: float = Field(default=60.0, gt=0)
     harness_grace_seconds: float = Field(
         default=2.0, gt=0, description="Time past the wall limit before the container is killed"
     )
@@ -72,7 +63,7 @@ class SandboxSettings(BaseModel):
 
     @model_validator(mode="after")
     def _defaults_within_maxima(self) -> SandboxSettings:
-        for name in LimitValues.model_fields:
+        for name in Limits.model_fields:
             if getattr(self.defaults, name) > getattr(self.maxima, name):
                 raise ValueError(f"sandbox default {name} exceeds its maximum")
         return self

@@ -1,6 +1,7 @@
 """Pure domain: environments, observations (and later challenges, comparison, verdicts)."""
 
 from .environment import Environment, Manifest, discover, load_environment, normalize, parse_lock
+from .limits import resolve_limits
 from .observation import (
     CapturedStream,
     ChildReportStatus,
@@ -41,4 +42,5 @@ __all__ = [
     "load_environment",
     "normalize",
     "parse_lock",
+    "resolve_limits",
 ]

@@ -9,6 +9,7 @@ the attach stream's stdout, byte-capped. Docker's exceptions are translated into
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from contextlib import suppress
@@ -18,6 +19,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import structlog
 
 from grader.constants import (
     ENV_IMAGE_REPO,
@@ -31,13 +33,15 @@ from grader.constants import (
     SANDBOX_WORKDIR,
 )
 from grader.domain import EnvironmentRef, Limits, Observation, RunRequest, RunStatus
-from grader.errors import HarnessProtocolError, ImageNotBuilt, SandboxError
+from grader.errors import GraderError, HarnessProtocolError, ImageNotBuilt, SandboxError
+from grader.settings import SandboxSettings
 
 from .pool import WarmPool
 from .report import FinalReport, ReadyEvent, parse_line, to_observation
 from .seccomp import load_profile
 from .stream import AttachStream
 
+log = structlog.get_logger(__name__)
 ROLE_SANDBOX = "sandbox"
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
@@ -112,6 +116,7 @@ class DockerSandbox:
         grace_seconds: float = 2.0,
         owner: str | None = None,
         repository: str = ENV_IMAGE_REPO,
+        preimport: bool = True,
     ) -> None:
         self._client = client
         self._runtime = runtime
@@ -120,6 +125,9 @@ class DockerSandbox:
         self._report_max = report_max_bytes
         self._grace = grace_seconds
         self._repository = repository
+        self._preimport = preimport
+        self._closing = threading.Event()
+        self._reaper: threading.Thread | None = None
         self.owner = owner or uuid.uuid4().hex[:12]
         self._images: dict[str, ResolvedImage] = {}
         self.pool: WarmPool[Sandboxed] | None = None
@@ -133,6 +141,38 @@ class DockerSandbox:
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot reach the Docker engine: {exc}") from None
         return cls(client, **kwargs)
+
+    @classmethod
+    def from_settings(
+        cls, settings: SandboxSettings, repository: str = ENV_IMAGE_REPO, **kwargs: Any
+    ) -> DockerSandbox:
+        """A sandbox configured by the ``sandbox`` section of the settings."""
+        return cls.from_env(
+            runtime=settings.runtime,
+            report_max_bytes=settings.report_max_bytes,
+            grace_seconds=settings.harness_grace_seconds,
+            repository=repository,
+            **kwargs,
+        )
+
+    def start_reaper(self, interval: float) -> None:
+        """Remove expired sandbox containers now and every ``interval`` seconds."""
+        self.reap(expired_only=True)
+        if self._reaper is not None:
+            return
+
+        def loop() -> None:
+            while not self._closing.wait(interval):
+                try:
+                    removed = self.reap(expired_only=True)
+                except GraderError as exc:
+                    log.warning("reaper_failed", error=str(exc))
+                    continue
+                if removed:
+                    log.info("reaped_orphans", count=removed)
+
+        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
 
     def start_pool(
         self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
@@ -153,9 +193,13 @@ class DockerSandbox:
 
     def close(self) -> None:
         """Drain the pool and remove every container this sandbox owns."""
+        self._closing.set()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        if self._reaper is not None:
+            self._reaper.join(timeout=30)
+            self._reaper = None
         self.reap(owner=self.owner)
 
     # images -------------------------------------------------------------------------------
@@ -230,7 +274,8 @@ class DockerSandbox:
         host_config = api.create_host_config(
             **host_config_kwargs(limits, seccomp=self._seccomp, runtime=self._runtime)
         )
-        command = [*HARNESS_COMMAND, "--preimport", *image.preimport]
+        modules = image.preimport if self._preimport else ()
+        command = [*HARNESS_COMMAND, "--preimport", *modules]
         created = api.create_container(
             image=image.environment.image_id,
             entrypoint=command[:1],
