@@ -3,6 +3,7 @@
     GraderError
     ├── ConfigError              settings refuse an unsafe or inconsistent value
     ├── LimitsError              a limit override is unknown, invalid or above the maximum
+    ├── ChallengeError           a challenge file is wrong (message: file:line: field: why)
     ├── EnvironmentError_        an environment folder, manifest or lock is wrong
     │   └── UnknownEnvironment   no environment by that name
     ├── ImageError               building, finding or inspecting an image failed
@@ -28,6 +29,10 @@ class ConfigError(GraderError):
 
 class LimitsError(GraderError):
     """A limit override is unknown, invalid or above the server's maximum."""
+
+
+class ChallengeError(GraderError):
+    """A challenge file is wrong; the message names the file, the line and the field."""
 
 
 class EnvironmentError_(GraderError):
@@ -60,6 +65,7 @@ class HarnessProtocolError(SandboxError):
 
 __all__ = [
     "BootstrapError",
+    "ChallengeError",
     "ConfigError",
     "EnvironmentError_",
     "GraderError",

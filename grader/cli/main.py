@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from .challenges import challenges_app
 from .images import images_app
 
 app = typer.Typer(
@@ -13,3 +14,4 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(images_app, name="images")
+app.add_typer(challenges_app, name="challenges")

@@ -1,0 +1,160 @@
+"""``grader challenges``: validate challenge files by executing them; compare environments."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..domain.environment import discover
+from ..domain.limits import resolve_limits
+from ..domain.loader import load_challenges
+from ..domain.observation import Limits
+from ..domain.sandbox import Sandbox
+from ..domain.validation import ChallengeReport, MatrixRow, matrix_row, validate
+from ..errors import GraderError
+from ..settings import Settings, get_settings
+
+challenges_app = typer.Typer(help="Validate challenges by execution.", no_args_is_help=True)
+console = Console(stderr=True)
+out = Console()
+
+Paths = Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: challenges/)")]
+AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+
+
+@contextmanager
+def docker_sandbox(settings: Settings, environments: list[str]) -> Iterator[Sandbox]:
+    """The worker's Docker sandbox, loaded by name: ``grader`` never imports ``worker``."""
+    module: Any = importlib.import_module("worker.sandbox")
+    sandbox = module.DockerSandbox.from_settings(
+        settings.sandbox, repository=settings.images.repository
+    )
+    sandbox.start_pool(environments, size=1, limits=settings.sandbox.defaults)
+    try:
+        yield sandbox
+    finally:
+        sandbox.close()
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _load(paths: list[Path] | None, settings: Settings) -> tuple[list[Any], list[str]]:
+    environments = list(discover(settings.images.root))
+    return load_challenges(paths or [Path("challenges")], environments), environments
+
+
+@challenges_app.command("validate")
+def validate_command(paths: Paths = None, as_json: AsJson = False) -> None:
+    """Check each file, run its code and options, and prove the answer key."""
+    settings = get_settings()
+    reports: list[ChallengeReport] = []
+    try:
+        challenges, _ = _load(paths, settings)
+        used = sorted({e for c in challenges for e in [c.environment, *c.environments]})
+        with docker_sandbox(settings, used) as sandbox, _progress() as progress:
+            task = progress.add_task("validating", total=len(challenges))
+            for challenge in challenges:
+                progress.update(task, description=challenge.qualified_id)
+                limits = _limits(settings, challenge.limits)
+                reports.append(validate(challenge, sandbox, limits))
+                progress.advance(task)
+    except GraderError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    failed = [r for r in reports if not r.ok]
+    if as_json:
+        out.print_json(json.dumps([{**r.model_dump(mode="json"), "ok": r.ok} for r in reports]))
+    else:
+        for report in reports:
+            _print_report(report)
+        colour = "red" if failed else "green"
+        out.print(f"[bold {colour}]{len(reports) - len(failed)}/{len(reports)} challenges valid[/]")
+    if failed:
+        raise typer.Exit(code=1)
+
+
+def _limits(settings: Settings, overrides: dict[str, float]) -> Limits:
+    return resolve_limits(settings.sandbox.defaults, settings.sandbox.maxima, overrides)
+
+
+def _print_report(report: ChallengeReport) -> None:
+    mark = "[green]✓[/]" if report.ok else "[red]✗[/]"
+    table = Table(
+        title=f"{mark} {report.challenge} ({report.kind})",
+        title_justify="left",
+        show_header=True,
+        expand=False,
+    )
+    for column in ("check", "environment", "result", "detail"):
+        table.add_column(column)
+    for check in report.checks:
+        table.add_row(
+            check.name,
+            check.environment or "-",
+            "[green]ok[/]" if check.ok else "[red]FAIL[/]",
+            check.detail,
+        )
+    out.print(table)
+
+
+@challenges_app.command("matrix")
+def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
+    """Run each challenge's code in every environment and show where outcomes differ."""
+    settings = get_settings()
+    rows: list[MatrixRow] = []
+    try:
+        challenges, environments = _load(paths, settings)
+        with docker_sandbox(settings, environments) as sandbox, _progress() as progress:
+            task = progress.add_task("matrix", total=len(challenges))
+            for challenge in challenges:
+                progress.update(task, description=challenge.qualified_id)
+                row = matrix_row(
+                    challenge, environments, sandbox, _limits(settings, challenge.limits)
+                )
+                if row is not None:
+                    rows.append(row)
+                progress.advance(task)
+    except GraderError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    if as_json:
+        payload = [{**r.model_dump(mode="json"), "differs": r.differs, "ok": r.ok} for r in rows]
+        out.print_json(json.dumps(payload))
+    else:
+        table = Table(
+            title="Outcomes by environment (✓ meets the recorded expectation, "
+            "✗ does not, · none recorded)",
+            title_justify="left",
+        )
+        table.add_column("challenge")
+        for environment in environments:
+            table.add_column(environment)
+        table.add_column("differs")
+        for row in rows:
+            cells = [f"{_mark(c.expected)} {c.outcome}" for c in row.cells]
+            table.add_row(row.challenge, *cells, "[yellow]yes[/]" if row.differs else "no")
+        out.print(table)
+    if not all(r.ok for r in rows):
+        raise typer.Exit(code=1)
+
+
+def _mark(expected: bool | None) -> str:
+    return {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[expected]

@@ -1,0 +1,298 @@
+"""Comparison: an ``Observation`` against an ``Expectation``, outside the container.
+
+Pure functions. Every failure carries a readable reason and, where text is compared, a diff.
+What the snippet's own process claimed (exceptions, tests, state) is cross-checked against
+what the supervisor observed (the exit status) before it can count as a pass.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import re
+from typing import Any
+
+from .challenge import (
+    Challenge,
+    ExceptionExpectation,
+    Expectation,
+    Kind,
+    OutputExpectation,
+    StateExpectation,
+    SyntaxExpectation,
+    TestsExpectation,
+    TextMatch,
+)
+from .observation import (
+    ChildReportStatus,
+    ExceptionInfo,
+    Observation,
+    RunMode,
+    RunStatus,
+    StateStatus,
+    TestOutcome,
+)
+from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failed, passed
+
+_MAX_LITERAL_CHARS = 100_000
+
+
+def grade_choice(challenge: Challenge, choice: str) -> Verdict:
+    """A multiple-choice answer against the key."""
+    labels = [o.label for o in challenge.options]
+    if not labels or challenge.answer is None:
+        return Verdict(status=VerdictStatus.REJECTED, reason="this challenge has no options")
+    if choice not in labels:
+        return Verdict(
+            status=VerdictStatus.REJECTED,
+            reason=f"choice {choice!r} is not one of {', '.join(labels)}",
+        )
+    if choice == challenge.answer:
+        return passed(f"{choice} is correct")
+    return failed(f"{choice} is not the answer")
+
+
+def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
+    """Grade one observation; run-level failures win over everything else."""
+    if obs.status in RUN_LEVEL:
+        return Verdict(
+            status=RUN_LEVEL[obs.status], reason=obs.error or obs.status.value, observation=obs
+        )
+    if kind is not Kind.SYNTAX and obs.status is RunStatus.SYNTAX_ERROR:
+        info = obs.syntax_error
+        where = f" at line {info.line}" if info and info.line else ""
+        verdict = failed(
+            f"{info.type if info else 'SyntaxError'}: {info.message if info else ''}{where}"
+        )
+    elif kind is Kind.SYNTAX and expectation.syntax is not None:
+        verdict = _syntax(expectation.syntax, obs)
+    elif kind is Kind.OUTPUT and expectation.output is not None:
+        verdict = _output(expectation.output, obs)
+    elif kind is Kind.EXCEPTION and expectation.exception is not None:
+        verdict = _exception(expectation.exception, obs)
+    elif kind is Kind.STATE and expectation.state is not None:
+        verdict = _state(expectation.state, obs)
+    elif kind is Kind.TESTS and expectation.tests is not None:
+        verdict = _tests(expectation.tests, obs)
+    else:
+        verdict = Verdict(status=VerdictStatus.REJECTED, reason=f"no {kind} expectation to grade")
+    return verdict.model_copy(update={"observation": obs})
+
+
+# text ---------------------------------------------------------------------------------------
+
+
+def text_matches(rule: TextMatch, text: str) -> bool:
+    if rule.equals is not None:
+        return text == rule.equals
+    if rule.contains is not None:
+        return rule.contains in text
+    return re.search(rule.regex or "", text) is not None
+
+
+def describe_rule(rule: TextMatch) -> str:
+    if rule.equals is not None:
+        return f"equal to {rule.equals!r}"
+    if rule.contains is not None:
+        return f"containing {rule.contains!r}"
+    return f"matching /{rule.regex}/"
+
+
+def normalize_whitespace(text: str) -> str:
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    return "\n".join(lines)
+
+
+def parse_literal(text: str) -> tuple[bool, Any]:
+    """``ast.literal_eval`` with a size cap; never executes anything."""
+    if len(text) > _MAX_LITERAL_CHARS:
+        return False, None
+    try:
+        return True, ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False, None
+
+
+def output_matches(rule: OutputExpectation, stdout: str) -> bool:
+    """Whether ``stdout`` satisfies the output rule (also used to check option texts)."""
+    if rule.match == "exact":
+        return stdout == rule.stdout
+    if rule.match == "normalized":
+        return normalize_whitespace(stdout) == normalize_whitespace(rule.stdout)
+    if rule.match == "regex":
+        return re.fullmatch(rule.stdout, stdout, flags=re.DOTALL) is not None
+    ok_actual, actual = parse_literal(stdout)
+    ok_expected, expected = parse_literal(rule.stdout)
+    return ok_actual and ok_expected and json_equal(actual, expected)
+
+
+def unified_diff(expected: str, actual: str) -> str:
+    lines = difflib.unified_diff(
+        expected.splitlines(keepends=True),
+        actual.splitlines(keepends=True),
+        fromfile="expected",
+        tofile="actual",
+    )
+    return "".join(lines)
+
+
+def json_equal(left: Any, right: Any) -> bool:
+    """Structural equality of plain data where ``True != 1`` and ``1 == 1.0``."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left == right
+    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
+        return len(left) == len(right) and all(map(json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
+    if isinstance(left, set | frozenset) and isinstance(right, set | frozenset):
+        return left == right
+    return type(left) is type(right) and left == right
+
+
+# kinds --------------------------------------------------------------------------------------
+
+
+def _output(rule: OutputExpectation, obs: Observation) -> Verdict:
+    actual = obs.stdout.text
+    if output_matches(rule, actual):
+        return passed("output matches")
+    reason = f"output does not match ({rule.match})"
+    if obs.stdout.truncated:
+        reason += "; output was truncated"
+    if obs.exception is not None:
+        reason += f"; the run raised {obs.exception.type}: {obs.exception.message}"
+    return failed(reason, diff=unified_diff(rule.stdout, actual))
+
+
+def failing_exception(obs: Observation) -> ExceptionInfo | None:
+    """The exception a run ended with: the script's, or the first failing test's."""
+    if obs.mode is RunMode.SCRIPT:
+        return obs.exception
+    for test in obs.tests:
+        if test.outcome in (TestOutcome.FAILED, TestOutcome.ERROR) and test.exception:
+            return test.exception
+    return obs.exception
+
+
+def _exception(rule: ExceptionExpectation, obs: Observation) -> Verdict:
+    if obs.child_report is not ChildReportStatus.OK:
+        return failed(
+            f"no exception report ({obs.child_report.value}): "
+            f"{obs.child_report_error or 'the run ended early'}"
+        )
+    exc = failing_exception(obs)
+    if exc is None:
+        return failed(f"expected {rule.type}, but nothing was raised")
+    if obs.exit_code == 0 and obs.mode is RunMode.SCRIPT and exc.type != "SystemExit":
+        return failed("the report claims an exception but the process exited 0")
+    if exc.type != rule.type and not exc.type.endswith("." + rule.type):
+        return failed(f"expected {rule.type}, got {exc.type}: {exc.message}")
+    if rule.message is not None and not text_matches(rule.message, exc.message):
+        return failed(f"{exc.type} message {exc.message!r} is not {describe_rule(rule.message)}")
+    if rule.line is not None and exc.line != rule.line:
+        return failed(f"{exc.type} raised at line {exc.line}, expected line {rule.line}")
+    return passed(f"raised {exc.type}: {exc.message}")
+
+
+def _syntax(rule: SyntaxExpectation, obs: Observation) -> Verdict:
+    info = obs.syntax_error
+    if obs.status is not RunStatus.SYNTAX_ERROR or info is None:
+        return failed(f"expected a {rule.type}, but the code compiled")
+    if info.type != rule.type:
+        return failed(f"expected {rule.type}, got {info.type}: {info.message}")
+    if rule.line is not None and info.line != rule.line:
+        return failed(f"{info.type} at line {info.line}, expected line {rule.line}")
+    if rule.message is not None and not text_matches(rule.message, info.message):
+        return failed(f"{info.type} message {info.message!r} is not {describe_rule(rule.message)}")
+    return passed(f"{info.type}: {info.message} at line {info.line}")
+
+
+def _state(rule: StateExpectation, obs: Observation) -> Verdict:
+    problems = []
+    for name, expected in rule.values.items():
+        value = obs.state.get(name)
+        if value is None or value.status is StateStatus.MISSING:
+            problems.append(f"{name} is not defined after the run")
+        elif value.status is StateStatus.UNSERIALIZABLE:
+            problems.append(f"{name} is not plain data ({value.type}): {value.reason}")
+        elif not json_equal(value.value, expected):
+            problems.append(f"{name} is {json.dumps(value.value)}, expected {json.dumps(expected)}")
+    if not problems:
+        return passed("every value matches")
+    if obs.child_report is not ChildReportStatus.OK:
+        problems.append(f"no state report ({obs.child_report.value})")
+    exc = failing_exception(obs)
+    if exc is not None:
+        problems.append(f"the run raised {exc.type}: {exc.message}")
+    return failed("; ".join(problems))
+
+
+def hidden_test_names(code: str) -> list[str]:
+    """Top-level ``test_*`` functions of a hidden test file, in order (parsed, not run)."""
+    tree = ast.parse(code)
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
+    ]
+
+
+def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
+    names = hidden_test_names(rule.code)
+    reported = {
+        t.nodeid.rsplit("::", 1)[-1]: t
+        for t in obs.tests
+        if t.nodeid.split("::", 1)[0] == rule.file
+    }
+    results = []
+    for name in names:
+        weight = rule.points.get(name, 1.0)
+        test = reported.get(name)
+        if test is None:
+            results.append(
+                TestVerdict(
+                    name=name,
+                    status="not_run",
+                    points=0,
+                    max_points=weight,
+                    message="this test did not run",
+                )
+            )
+            continue
+        ok = test.outcome is TestOutcome.PASSED
+        results.append(
+            TestVerdict(
+                name=name,
+                status=test.outcome.value,
+                points=weight if ok else 0,
+                max_points=weight,
+                message=test.message,
+                output=test.stdout,
+            )
+        )
+    total = sum(r.max_points for r in results) or 1.0
+    earned = sum(r.points for r in results)
+    all_ok = bool(names) and earned == total
+    if all_ok and (obs.exit_code != 0 or obs.child_report is not ChildReportStatus.OK):
+        # Claimed passes that the supervisor's observation contradicts count for nothing.
+        return failed(
+            "the test report contradicts the process exit status",
+            max_points=total,
+            tests=tuple(r.model_copy(update={"points": 0}) for r in results),
+        )
+    fields = {
+        "score": earned / total,
+        "points": earned,
+        "max_points": total,
+        "tests": tuple(results),
+    }
+    if all_ok:
+        return passed(f"all {len(names)} tests passed", **fields)
+    failing = [r.name for r in results if r.points == 0]
+    reason = f"{len(failing)} of {len(names)} tests did not pass: {', '.join(failing)}"
+    if obs.collection_errors:
+        reason += f"; collection error: {obs.collection_errors[0].message.splitlines()[-1]}"
+    return failed(reason, **fields)

@@ -1,0 +1,15 @@
+"""The sandbox as the domain sees it: one typed ``run``. Implemented in ``worker.sandbox``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from .observation import Limits, Observation, RunRequest
+
+
+class Sandbox(Protocol):
+    """Anything that can run a snippet in an environment under limits."""
+
+    def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
+        """Run ``request``; user-code failures are data, infrastructure failures raise."""
+        ...
