@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..domain.challenge import Challenge
 from ..domain.environment import discover
 from ..domain.limits import resolve_limits
 from ..domain.loader import load_challenges
@@ -113,6 +114,32 @@ def _print_report(report: ChallengeReport) -> None:
             check.detail,
         )
     out.print(table)
+
+
+SCHEMA_PATH = Path("challenges/schema.json")
+
+
+def challenge_schema() -> str:
+    """The JSON Schema of challenge files, as committed for editors."""
+    schema = Challenge.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Grader challenge file"
+    # The loader fills these from the path, so files may leave them out.
+    schema["required"] = [name for name in schema.get("required", []) if name not in ("id", "set")]
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+@challenges_app.command("schema")
+def schema_command(
+    write: Annotated[bool, typer.Option("--write", help=f"Write {SCHEMA_PATH}")] = False,
+) -> None:
+    """Print (or write) the JSON Schema of challenge files for editor autocompletion."""
+    text = challenge_schema()
+    if write:
+        SCHEMA_PATH.write_text(text, encoding="utf-8")
+        console.print(f"wrote {SCHEMA_PATH}")
+    else:
+        out.print(text, end="", markup=False, highlight=False)
 
 
 @challenges_app.command("matrix")

@@ -1,0 +1,151 @@
+"""Challenge files: loader errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from grader.domain.challenge import Kind
+from grader.domain.loader import load_challenge, load_challenges
+from grader.errors import ChallengeError
+
+ENVS = ["env-a", "env-b"]
+
+VALID = """\
+title: Sum
+kind: output
+prompt: What does it print?
+environment: env-a
+code: |
+  print(1 + 1)
+options:
+  - label: A
+    text: "2"
+  - label: B
+    text: "11"
+answer: A
+expectation:
+  output:
+    stdout: "2\\n"
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "sum.yaml", folder: str = "basics") -> Path:
+    path = tmp_path / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_valid_file_loads_with_id_and_set_from_its_path(tmp_path: Path) -> None:
+    """id defaults to the file name and set to the folder name."""
+    challenge = load_challenge(write(tmp_path, VALID), ENVS)
+    assert (challenge.id, challenge.set, challenge.kind) == ("sum", "basics", Kind.OUTPUT)
+    assert challenge.qualified_id == "basics/sum"
+
+
+def test_bad_yaml_names_the_line(tmp_path: Path) -> None:
+    """A YAML syntax error reports the file and the line of the problem."""
+    path = write(tmp_path, "title: x\nkind: [output\nprompt: y\n")
+    with pytest.raises(ChallengeError, match=r"sum.yaml:3: invalid YAML"):
+        load_challenge(path, ENVS)
+
+
+def test_missing_field_is_named(tmp_path: Path) -> None:
+    """A missing required field is named (reported at the top of the file)."""
+    path = write(tmp_path, VALID.replace("prompt: What does it print?\n", ""))
+    with pytest.raises(ChallengeError, match=r"sum.yaml:1: field 'prompt': Field required"):
+        load_challenge(path, ENVS)
+
+
+def test_wrong_type_names_line_and_field(tmp_path: Path) -> None:
+    """A value of the wrong type is reported at its own line."""
+    path = write(tmp_path, VALID.replace("answer: A", "answer: A\nattempts: many"))
+    with pytest.raises(
+        ChallengeError, match=r"sum.yaml:13: field 'attempts': Input should be a valid integer"
+    ):
+        load_challenge(path, ENVS)
+
+
+def test_nested_field_error_points_into_the_list(tmp_path: Path) -> None:
+    """An error inside an option names the option's index and its line."""
+    path = write(tmp_path, VALID.replace('    text: "11"', '    text: "11"\n    colour: red'))
+    with pytest.raises(ChallengeError, match=r"sum.yaml:12: field 'options.1.colour': Extra"):
+        load_challenge(path, ENVS)
+
+
+def test_unknown_environment(tmp_path: Path) -> None:
+    """An environment that does not exist is refused with the known ones listed."""
+    path = write(tmp_path, VALID.replace("environment: env-a", "environment: env-z"))
+    with pytest.raises(
+        ChallengeError,
+        match=r"sum.yaml:4: field 'environment': unknown "
+        r"environment 'env-z'; known: env-a, env-b",
+    ):
+        load_challenge(path, ENVS)
+
+
+def test_unknown_override_environment(tmp_path: Path) -> None:
+    """Per-environment expectations must name real environments too."""
+    text = VALID + "environments:\n  env-q:\n    note: x\n"
+    with pytest.raises(ChallengeError, match=r"field 'environments.env-q': unknown environment"):
+        load_challenge(write(tmp_path, text), ENVS)
+
+
+def test_duplicate_id_names_both_files(tmp_path: Path) -> None:
+    """Two files with the same id in one set are refused, naming both."""
+    write(tmp_path, VALID, name="sum.yaml")
+    write(tmp_path, "id: sum\n" + VALID, name="other.yaml")
+    with pytest.raises(
+        ChallengeError,
+        match=r"sum.yaml:1: field 'id': duplicate id "
+        r"'basics/sum', also in .*other.yaml",
+    ):
+        load_challenges([tmp_path], ENVS)
+
+
+def test_answer_must_be_an_option(tmp_path: Path) -> None:
+    """A key that is not among the options is refused."""
+    path = write(tmp_path, VALID.replace("answer: A", "answer: C"))
+    with pytest.raises(ChallengeError, match=r"answer 'C' is not one of the options"):
+        load_challenge(path, ENVS)
+
+
+def test_expectation_must_match_the_kind(tmp_path: Path) -> None:
+    """An output challenge with a state expectation is refused."""
+    text = VALID.replace('  output:\n    stdout: "2\\n"\n', "  state:\n    values: {x: 1}\n")
+    with pytest.raises(ChallengeError, match=r"the expectation must set exactly 'output'"):
+        load_challenge(write(tmp_path, text), ENVS)
+
+
+def test_set_must_match_folder(tmp_path: Path) -> None:
+    """A set field that disagrees with the folder is refused."""
+    path = write(tmp_path, "set: other\n" + VALID)
+    with pytest.raises(ChallengeError, match=r"field 'set': 'other' differs from the folder"):
+        load_challenge(path, ENVS)
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    """A file that is not a mapping is refused."""
+    with pytest.raises(ChallengeError, match=r"sum.yaml:1: a challenge file is a mapping"):
+        load_challenge(write(tmp_path, "- just\n- a list\n"), ENVS)
+
+
+def test_shipped_challenges_load() -> None:
+    """Every challenge in the repository loads against the shipped environments."""
+    root = Path(__file__).resolve().parents[3]
+    envs = [p.name for p in (root / "images").iterdir() if (p / "environment.toml").exists()]
+    challenges = load_challenges([root / "challenges"], envs)
+    ids = {c.qualified_id for c in challenges}
+    assert {
+        f"async-test-mastery/{name}"
+        for name in (
+            "q1-async-test-output",
+            "q2-which-option-is-a-syntax-error",
+            "q3-why-runtime-error",
+            "q4-counter-after-test",
+            "q5-test-isolation",
+        )
+    } <= ids
+    assert {c.kind for c in challenges} == set(Kind)
