@@ -33,3 +33,14 @@ MANIFEST_FILE: Final = "environment.toml"
 LOCK_FILE: Final = "requirements.lock"
 DOCKERFILE: Final = "Dockerfile"
 HARNESS_DIR: Final = "harness"
+
+# Celery task names and queues: the API sends tasks by name, never importing ``worker``.
+TASK_RUN_SUBMISSION: Final = "grader.run_submission"
+TASK_DELIVER_WEBHOOK: Final = "grader.deliver_webhook"
+QUEUE_PREFIX: Final = "grader.env."
+QUEUE_WEBHOOKS: Final = "grader.webhooks"
+TASK_PAYLOAD_VERSION: Final = 1
+
+# Redis key layout of the submission store.
+REDIS_PREFIX: Final = "grader:"
+API_VERSION: Final = "v1"

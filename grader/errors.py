@@ -9,6 +9,14 @@
     ├── ImageError               building, finding or inspecting an image failed
     │   ├── ImageNotBuilt        the environment's image is not in the engine
     │   └── BootstrapError       the offline base image could not be made
+    ├── StoreError               Redis (the submission store) failed
+    ├── QueueError               the broker refused a task
+    ├── AuthError                missing or unknown API key (401)
+    │   └── Forbidden            the key's role does not allow this (403)
+    ├── RateLimited              the key is over its rate limit (429)
+    ├── NotFound                 no such submission, challenge or environment (404)
+    ├── Rejected                 the request is invalid (400/413/422)
+    ├── UnsafeCallback           a callback URL points at a private address (422)
     └── SandboxError             our side of a run failed (daemon, image, harness protocol);
         └── HarnessProtocolError the harness's report was missing, oversized or malformed
 
@@ -55,6 +63,46 @@ class BootstrapError(ImageError):
     """The offline base image could not be bootstrapped."""
 
 
+class StoreError(GraderError):
+    """Redis, as the submission store, failed."""
+
+
+class QueueError(GraderError):
+    """The broker refused a task."""
+
+
+class AuthError(GraderError):
+    """Missing or unknown API key."""
+
+
+class Forbidden(AuthError):
+    """The key's role does not allow this."""
+
+
+class RateLimited(GraderError):
+    """The key is over its rate limit; ``retry_after`` says when to come back."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class NotFound(GraderError):
+    """No such submission, challenge or environment."""
+
+
+class Rejected(GraderError):
+    """The request is invalid; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class UnsafeCallback(GraderError):
+    """A callback URL resolves to a private, loopback or link-local address."""
+
+
 class SandboxError(GraderError):
     """Our side of a run failed: the daemon, the image or the harness protocol."""
 
@@ -64,15 +112,23 @@ class HarnessProtocolError(SandboxError):
 
 
 __all__ = [
+    "AuthError",
     "BootstrapError",
     "ChallengeError",
     "ConfigError",
     "EnvironmentError_",
+    "Forbidden",
     "GraderError",
     "HarnessProtocolError",
     "ImageError",
     "ImageNotBuilt",
     "LimitsError",
+    "NotFound",
+    "QueueError",
+    "RateLimited",
+    "Rejected",
     "SandboxError",
+    "StoreError",
     "UnknownEnvironment",
+    "UnsafeCallback",
 ]

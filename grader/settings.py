@@ -6,14 +6,17 @@ Environment variables use the ``GRADER_`` prefix and ``__`` for nesting, for exa
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .constants import BASE_IMAGE_REPO, BASE_SUITE, ENV_IMAGE_REPO
 from .domain.observation import Limits
+from .domain.submission import Role
+from .errors import ConfigError
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,6 +72,81 @@ class SandboxSettings(BaseModel):
         return self
 
 
+class ApiKey(BaseModel):
+    """One API key, stored only as its SHA-256 (make one with ``grader keys new``)."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    role: Role = Role.SUBMITTER
+    webhook_secret: SecretStr | None = None
+    rate_per_minute: int | None = Field(default=None, ge=1)
+
+
+class RedisSettings(BaseModel):
+    """Redis is broker, result store and submission store."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+
+
+class QueueSettings(BaseModel):
+    """Celery behaviour."""
+
+    visibility_timeout_seconds: int = Field(
+        default=300, ge=5, description="An unacknowledged task is redelivered after this"
+    )
+    max_retries: int = Field(default=3, ge=0, description="Retries of infrastructure failures")
+    retry_backoff_max_seconds: int = Field(default=30, ge=1)
+    environments: list[str] = Field(
+        default_factory=list, description="Queues this worker consumes (default: all)"
+    )
+    concurrency: int = Field(default=2, ge=1)
+
+
+class ApiSettings(BaseModel):
+    """The HTTP API."""
+
+    keys: list[ApiKey] = Field(default_factory=list)
+    challenges_root: Path = Field(default=_REPO_ROOT / "challenges")
+    max_body_bytes: int = Field(default=512 * 1024, ge=1024)
+    max_code_bytes: int = Field(default=64 * 1024, ge=256)
+    max_batch: int = Field(default=50, ge=1)
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+    retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)
+    rate_per_minute: int = Field(default=120, ge=1, description="Default per-key rate limit")
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list, description="Hosts allowed even if they resolve privately"
+    )
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=6, ge=1)
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    def check_for_service(self) -> None:
+        """Refuse to serve with no keys, weak secrets or well-known default keys."""
+        if not self.keys:
+            raise ConfigError(
+                "no API keys configured: set GRADER_API__KEYS (make one with 'grader keys new')"
+            )
+        ids = [key.id for key in self.keys]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("API key ids must be unique")
+        for key in self.keys:
+            if key.sha256 in _DEFAULT_KEY_HASHES:
+                raise ConfigError(f"API key {key.id!r} is a well-known default; make a new one")
+            secret = key.webhook_secret.get_secret_value() if key.webhook_secret else None
+            if secret is not None and (len(secret) < 32 or secret.lower() in _DEFAULT_SECRETS):
+                raise ConfigError(
+                    f"webhook secret of key {key.id!r} is too weak (32+ random characters)"
+                )
+
+
+_DEFAULT_SECRETS = {"changeme", "change-me", "secret", "password", "default", "test"}
+_DEFAULT_KEY_HASHES = {
+    hashlib.sha256(word.encode()).hexdigest()
+    for word in (*_DEFAULT_SECRETS, "admin", "grader", "apikey", "api-key", "")
+}
+
+
 class Settings(BaseSettings):
     """Everything that is a deployment choice."""
 
@@ -78,6 +156,9 @@ class Settings(BaseSettings):
 
     images: ImageSettings = Field(default_factory=ImageSettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
 
 @lru_cache(maxsize=1)

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
+import pytest_asyncio
 
 from grader.adapters.images import ImageBuilder, connect
+from grader.api.app import create_app
 from grader.domain import Limits, Observation, RunMode, RunRequest
 from grader.domain.environment import select
 from grader.errors import ImageNotBuilt
 from grader.settings import Settings
+from tests.services import (
+    RedisServer,
+    WorkerProcess,
+    clear_heartbeats,
+    service_settings,
+)
 from worker.sandbox import DockerSandbox
 
 OLD_ENV = "fastapi-0.115-httpx-0.27"
@@ -89,3 +98,38 @@ class Runner:
 @pytest.fixture(scope="session")
 def run(sandbox: DockerSandbox) -> Runner:
     return Runner(sandbox)
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A real redis-server for the whole session (AOF on)."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop(graceful=False)
+
+
+@pytest.fixture(scope="session")
+def worker_process(
+    redis_server: RedisServer,
+    built_environments: list[str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WorkerProcess]:
+    """A real Celery worker process consuming every environment queue."""
+    worker = WorkerProcess(redis_server.url, tmp_path_factory.mktemp("worker") / "worker.log")
+    worker.start()
+    yield worker
+    worker.stop()
+    clear_heartbeats(redis_server.url)
+
+
+@pytest_asyncio.fixture
+async def api(redis_server: RedisServer) -> AsyncIterator[httpx.AsyncClient]:
+    """The API app in-process, talking to the real Redis."""
+    app = create_app(service_settings(redis_server.url))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://grader") as client:
+        yield client
+    state = app.state.grader
+    await state.pubsub.aclose()
+    state.store.client.close()

@@ -6,6 +6,7 @@ import typer
 
 from .challenges import challenges_app
 from .images import images_app
+from .keys import keys_app
 
 app = typer.Typer(
     name="grader",
@@ -15,3 +16,4 @@ app = typer.Typer(
 )
 app.add_typer(images_app, name="images")
 app.add_typer(challenges_app, name="challenges")
+app.add_typer(keys_app, name="keys")

@@ -5,7 +5,6 @@ from grader.domain.sandbox import Sandbox
 from .docker_sandbox import DockerSandbox, ResolvedImage, Sandboxed, host_config_kwargs
 from .pool import WarmPool
 
-
 __all__ = [
     "DockerSandbox",
     "ResolvedImage",

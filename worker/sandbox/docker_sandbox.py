@@ -26,6 +26,7 @@ from grader.constants import (
     HARNESS_COMMAND,
     HARNESS_PROTOCOL_VERSION,
     LABEL_ENVIRONMENT,
+    LABEL_PACKAGES,
     LABEL_PREFIX,
     LABEL_PREIMPORT,
     LABEL_ROLE,
@@ -58,6 +59,7 @@ class ResolvedImage:
 
     environment: EnvironmentRef
     preimport: tuple[str, ...]
+    packages: dict[str, str]
 
 
 @dataclass
@@ -222,10 +224,11 @@ class DockerSandbox:
             raise SandboxError(f"image for {environment} lacks its environment label")
         try:
             preimport = tuple(json.loads(labels.get(LABEL_PREIMPORT, "[]")))
+            packages = dict(json.loads(labels.get(LABEL_PACKAGES, "{}")))
         except ValueError:
-            preimport = ()
+            preimport, packages = (), {}
         resolved = ResolvedImage(
-            EnvironmentRef(name=environment, image_id=str(image.id)), preimport
+            EnvironmentRef(name=environment, image_id=str(image.id)), preimport, packages
         )
         self._images[environment] = resolved
         return resolved

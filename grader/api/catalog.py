@@ -1,0 +1,100 @@
+"""``/v1/challenges`` and ``/v1/environments``: what can be submitted, and where it runs."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+
+from ..constants import REDIS_PREFIX
+from ..domain.challenge import Challenge
+from ..domain.submission import Role
+from ..errors import NotFound, StoreError
+from ..settings import ApiKey
+from .security import has_role
+from .state import api_state, current_key
+
+router = APIRouter(prefix="/v1", tags=["catalog"])
+ENV_INFO = f"{REDIS_PREFIX}env:"
+_KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", "limits"}
+
+
+def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
+    """A challenge as the API shows it; keys and expectations only for instructors."""
+    body = challenge.model_dump(mode="json", exclude=None if with_key else _KEY_FIELDS)
+    body["id"] = challenge.qualified_id
+    body["answerable_by"] = (
+        ["choice"]
+        if challenge.code is None and challenge.kind.value == "conceptual"
+        else ["code", "choice"]
+        if challenge.options
+        else ["code"]
+    )
+    return body
+
+
+@router.get("/challenges", summary="List challenges (optionally one set)")
+async def list_challenges(
+    request: Request,
+    key: Annotated[ApiKey, Depends(current_key)],
+    set: Annotated[str | None, Query(description="Only this set")] = None,
+) -> dict[str, Any]:
+    state = api_state(request)
+    with_key = has_role(key, Role.INSTRUCTOR)
+    items = [
+        public_challenge(c, with_key=with_key)
+        for c in state.challenges.values()
+        if set is None or c.set == set
+    ]
+    return {"challenges": items, "count": len(items)}
+
+
+@router.get("/challenges/{set_name}/{challenge_id}", summary="One challenge")
+async def get_challenge(
+    request: Request,
+    set_name: str,
+    challenge_id: str,
+    key: Annotated[ApiKey, Depends(current_key)],
+) -> dict[str, Any]:
+    state = api_state(request)
+    challenge = state.challenges.get(f"{set_name}/{challenge_id}")
+    if challenge is None:
+        raise NotFound(f"no challenge '{set_name}/{challenge_id}'")
+    return public_challenge(challenge, with_key=has_role(key, Role.INSTRUCTOR))
+
+
+@router.get("/environments", summary="Pinned environments: names, digests, packages")
+async def list_environments(
+    request: Request, key: Annotated[ApiKey, Depends(current_key)]
+) -> dict[str, Any]:
+    state = api_state(request)
+
+    def published() -> dict[str, dict[str, Any]]:
+        found = {}
+        try:
+            for name in state.environments:
+                raw = state.store.client.get(f"{ENV_INFO}{name}")
+                if raw:
+                    found[name] = json.loads(raw)
+        except Exception as exc:
+            raise StoreError(f"cannot read environment info: {exc}") from None
+        return found
+
+    info = await run_in_threadpool(published)
+    items = []
+    for name, env in state.environments.items():
+        seen = info.get(name, {})
+        items.append(
+            {
+                "name": name,
+                "python": env.manifest.python,
+                "description": env.manifest.description,
+                "packages": dict(sorted(env.manifest.packages.items())),
+                "locked": env.lock,
+                "image_id": seen.get("image_id"),
+                "available": bool(seen),
+            }
+        )
+    return {"environments": items}

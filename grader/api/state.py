@@ -1,0 +1,44 @@
+"""What the API's handlers share: built once by ``create_app`` and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from fastapi import Request
+
+from ..adapters.queue import TaskQueue
+from ..adapters.store import SubmissionStore
+from ..domain.challenge import Challenge
+from ..domain.environment import Environment
+from ..settings import ApiKey, Settings
+from .security import KeyRing, RateLimiter
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    store: SubmissionStore
+    queue: TaskQueue
+    keys: KeyRing
+    limiter: RateLimiter
+    challenges: dict[str, Challenge]
+    environments: dict[str, Environment]
+    pubsub: aioredis.Redis
+
+
+def api_state(request: Request) -> ApiState:
+    state: ApiState = request.app.state.grader
+    return state
+
+
+def bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    return request.headers.get("x-api-key")
+
+
+def current_key(request: Request) -> ApiKey:
+    """The authenticated key of this request (401 without one)."""
+    return api_state(request).keys.authenticate(bearer(request))

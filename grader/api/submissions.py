@@ -1,0 +1,152 @@
+"""``/v1/submissions``: accept code or a choice, queue it, report its lifecycle and result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Annotated, Any
+
+import redis.asyncio as aioredis
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from ..adapters.store import DONE_CHANNEL, new_id
+from ..adapters.webhooks import check_callback_url
+from ..domain.compare import grade_choice
+from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
+from ..errors import NotFound, Rejected
+from ..settings import ApiKey
+from .security import has_role
+from .state import ApiState, api_state, current_key
+
+router = APIRouter(prefix="/v1", tags=["submissions"])
+FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
+
+
+class BatchRequest(BaseModel):
+    submissions: list[SubmissionRequest] = Field(min_length=1)
+
+
+def _accept(
+    state: ApiState, key: ApiKey, body: SubmissionRequest, idempotency_key: str | None
+) -> tuple[Submission, bool]:
+    """Check, store and queue one submission (blocking: runs in the thread pool)."""
+    challenge = state.challenges.get(body.challenge_id)
+    if challenge is None:
+        raise NotFound(f"no challenge {body.challenge_id!r}; see GET /v1/challenges")
+    if body.code is not None and len(body.code.encode()) > state.settings.api.max_code_bytes:
+        raise Rejected(f"code is larger than {state.settings.api.max_code_bytes} bytes", 413)
+    if body.choice is not None and not challenge.options:
+        raise Rejected(f"{challenge.qualified_id} takes code, not a choice")
+    if body.code is not None and challenge.code is None and challenge.kind.value == "conceptual":
+        raise Rejected(f"{challenge.qualified_id} is answered by choice, not by code")
+    if body.callback_url is not None:
+        check_callback_url(body.callback_url, state.settings.api.webhook_allow_hosts)
+        if not any(k.id == key.id and k.webhook_secret for k in state.settings.api.keys):
+            raise Rejected("this API key has no webhook secret, so it cannot use callback_url")
+    submission = Submission(
+        id=new_id(),
+        key_id=key.id,
+        challenge_id=challenge.qualified_id,
+        environment=challenge.environment,
+        code=body.code,
+        choice=body.choice,
+        learner_id=body.learner_id,
+        callback_url=body.callback_url,
+        metadata=body.metadata,
+    )
+    stored, created = state.store.create(submission, idempotency_key)
+    if not created:
+        return stored, False
+    if body.choice is not None:  # no code to run: graded here, against the key
+        state.store.finish(stored, grade_choice(challenge, body.choice))
+        if stored.callback_url:
+            state.queue.enqueue_webhook(stored.id)
+    else:
+        state.queue.enqueue_run(stored.id, challenge.environment)
+    return stored, True
+
+
+@router.post("/submissions", status_code=202, summary="Submit code or a choice")
+async def create_submission(
+    request: Request,
+    body: SubmissionRequest,
+    key: Annotated[ApiKey, Depends(current_key)],
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    """Queue a submission; 202 with its id. The same ``Idempotency-Key`` returns the first."""
+    state = api_state(request)
+    await run_in_threadpool(state.limiter.hit, key)
+    submission, created = await run_in_threadpool(_accept, state, key, body, idempotency_key)
+    return JSONResponse(
+        status_code=202 if created else 200,
+        content=submission.public(),
+        headers={"Location": f"/v1/submissions/{submission.id}"},
+    )
+
+
+@router.post("/submissions/batch", status_code=202, summary="Submit up to 50 at once")
+async def create_batch(
+    request: Request, body: BatchRequest, key: Annotated[ApiKey, Depends(current_key)]
+) -> JSONResponse:
+    """Queue several submissions; each item succeeds or fails on its own."""
+    state = api_state(request)
+    if len(body.submissions) > state.settings.api.max_batch:
+        raise Rejected(f"a batch holds at most {state.settings.api.max_batch} submissions", 413)
+    await run_in_threadpool(state.limiter.hit, key, len(body.submissions))
+    items: list[dict[str, Any]] = []
+    for index, item in enumerate(body.submissions):
+        try:
+            submission, _ = await run_in_threadpool(_accept, state, key, item, None)
+        except (NotFound, Rejected) as exc:
+            items.append({"index": index, "error": {"message": str(exc)}})
+        else:
+            items.append({"index": index, **submission.public()})
+    return JSONResponse(status_code=202, content={"submissions": items})
+
+
+@router.get("/submissions/{submission_id}", summary="Status and result (long-poll with ?wait=)")
+async def get_submission(
+    request: Request,
+    submission_id: str,
+    key: Annotated[ApiKey, Depends(current_key)],
+    wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for the result")] = 0,
+) -> JSONResponse:
+    state = api_state(request)
+    submission = await _visible(state, key, submission_id)
+    if wait > 0 and submission.status not in FINAL:
+        submission = await _wait(
+            state, key, submission_id, min(wait, state.settings.api.max_wait_seconds)
+        )
+    return JSONResponse(content=submission.public())
+
+
+async def _visible(state: ApiState, key: ApiKey, submission_id: str) -> Submission:
+    submission = await run_in_threadpool(state.store.get, submission_id)
+    if submission is None or (submission.key_id != key.id and not has_role(key, Role.ADMIN)):
+        raise NotFound(f"no submission {submission_id!r}")
+    return submission
+
+
+async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float) -> Submission:
+    """Wait for completion: subscribe first, then re-check, so no publish is missed."""
+    deadline = time.monotonic() + seconds
+    pubsub: aioredis.client.PubSub = state.pubsub.pubsub()
+    try:
+        await pubsub.subscribe(f"{DONE_CHANNEL}{submission_id}")
+        submission = await _visible(state, key, submission_id)
+        while submission.status not in FINAL:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            message = await pubsub.get_message(
+                ignore_subscribe_messages=True, timeout=min(remaining, 1.0)
+            )
+            if message is None and remaining > 1.0:
+                await asyncio.sleep(0)
+            submission = await _visible(state, key, submission_id)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+    return submission

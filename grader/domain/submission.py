@@ -1,0 +1,106 @@
+"""Submissions: what a platform sent, and its lifecycle (queued -> running -> done | failed)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .verdict import Verdict
+
+
+class SubmissionStatus(StrEnum):
+    """Lifecycle. ``failed`` means we could not grade (never the learner's fault)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class Role(StrEnum):
+    """What an API key may do."""
+
+    SUBMITTER = "submitter"
+    INSTRUCTOR = "instructor"
+    ADMIN = "admin"
+
+
+MetadataValue = str | int | float | bool | None
+
+
+class SubmissionRequest(BaseModel):
+    """The body of ``POST /v1/submissions``: code or a choice, never both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    challenge_id: Annotated[str, StringConstraints(min_length=3, max_length=130)] = Field(
+        description="'<set>/<id>', as listed by GET /v1/challenges"
+    )
+    code: str | None = Field(default=None, description="Python source to run")
+    choice: Annotated[str, StringConstraints(pattern=r"^[A-Z]$")] | None = Field(
+        default=None, description="An option label, for multiple-choice answers"
+    )
+    learner_id: Annotated[str, StringConstraints(max_length=200)] | None = None
+    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+        default=None, description="HTTPS (or allow-listed) URL that receives the signed result"
+    )
+    metadata: dict[Annotated[str, StringConstraints(max_length=100)], MetadataValue] = Field(
+        default_factory=dict, max_length=50
+    )
+
+    @model_validator(mode="after")
+    def _code_xor_choice(self) -> SubmissionRequest:
+        if (self.code is None) == (self.choice is None):
+            raise ValueError("send exactly one of 'code' or 'choice'")
+        return self
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Submission(BaseModel):
+    """A stored submission with its lifecycle and, once done, its verdict."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    key_id: str
+    challenge_id: str
+    environment: str | None = None
+    code: str | None = None
+    choice: str | None = None
+    learner_id: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, MetadataValue] = Field(default_factory=dict)
+    status: SubmissionStatus = SubmissionStatus.QUEUED
+    created_at: datetime = Field(default_factory=now)
+    updated_at: datetime = Field(default_factory=now)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    attempts: int = 0
+    verdict: Verdict | None = None
+    environment_packages: dict[str, str] = Field(default_factory=dict)
+    error: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The JSON the API returns (the code is echoed back only by length)."""
+        body = self.model_dump(mode="json", exclude={"code", "key_id", "environment_packages"})
+        body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
+        verdict = body.pop("verdict")
+        body["result"] = None
+        if verdict is not None:
+            observation = verdict.pop("observation", None)
+            body["result"] = {
+                **verdict,
+                "observation": observation,
+                "environment": {
+                    "name": self.environment,
+                    "image_id": (observation or {}).get("environment", {}).get("image_id"),
+                    "packages": self.environment_packages,
+                },
+            }
+        return body
