@@ -35,7 +35,13 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_default_queue": QUEUE_WEBHOOKS,
         "broker_transport_options": {
+            # A task whose worker died unacknowledged is redelivered after this long; the
+            # sweep for such tasks runs often enough for that to actually happen.
             "visibility_timeout": settings.queue.visibility_timeout_seconds,
+            "unacked_restore_interval": max(
+                1, min(10, settings.queue.visibility_timeout_seconds // 4)
+            ),
+            "unacked_restore_throttle": 1,
         },
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,

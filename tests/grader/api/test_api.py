@@ -1,0 +1,273 @@
+"""The API contract without a worker: auth, roles, limits, errors. Real Redis underneath."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from grader.api.app import create_app
+from grader.api.security import hash_key
+from grader.errors import ConfigError
+from grader.settings import ApiKey, ApiSettings, Settings
+from tests.services import (
+    ADMIN_KEY,
+    INSTRUCTOR_KEY,
+    OTHER_KEY,
+    SUBMITTER_KEY,
+    RedisServer,
+    service_settings,
+)
+
+SUBMITTER = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
+INSTRUCTOR = {"Authorization": f"Bearer {INSTRUCTOR_KEY}"}
+Q4 = "async-test-mastery/q4-counter-after-test"
+Q5 = "async-test-mastery/q5-test-isolation"
+
+
+@pytest.mark.asyncio
+async def test_missing_key_is_401_with_a_message(api: httpx.AsyncClient) -> None:
+    """No key: 401, a JSON body that says how to authenticate."""
+    response = await api.get("/v1/challenges")
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": {
+            "code": "unauthorized",
+            "message": "missing API key: send 'Authorization: Bearer <key>'",
+        }
+    }
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.asyncio
+async def test_unknown_key_is_401(api: httpx.AsyncClient) -> None:
+    """A key that is not configured is refused."""
+    response = await api.get("/v1/challenges", headers={"Authorization": "Bearer nope"})
+    assert (response.status_code, response.json()["error"]["message"]) == (401, "unknown API key")
+
+
+@pytest.mark.asyncio
+async def test_x_api_key_header_works_too(api: httpx.AsyncClient) -> None:
+    """X-API-Key is accepted as an alternative to the bearer header."""
+    response = await api.get("/v1/challenges", headers={"X-API-Key": SUBMITTER_KEY})
+    assert response.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_submitters_do_not_see_answer_keys(api: httpx.AsyncClient) -> None:
+    """Challenges hide answer, explanation and expectation from submitters."""
+    response = await api.get(f"/v1/challenges/{Q4}", headers=SUBMITTER)
+    body = response.json()
+    assert response.status_code == 200
+    assert body["id"] == Q4
+    assert "answer" not in body and "expectation" not in body and "explanation" not in body
+    assert [o["label"] for o in body["options"]] == ["A", "B", "C", "D"]
+    assert body["answerable_by"] == ["code", "choice"]
+
+
+@pytest.mark.asyncio
+async def test_instructors_see_answer_keys(api: httpx.AsyncClient) -> None:
+    """The instructor role sees the key and the expectation."""
+    body = (await api.get(f"/v1/challenges/{Q4}", headers=INSTRUCTOR)).json()
+    assert body["answer"] == "C"
+    assert body["expectation"]["state"]["values"] == {"counter": 3}
+
+
+@pytest.mark.asyncio
+async def test_list_challenges_filters_by_set(api: httpx.AsyncClient) -> None:
+    """?set= narrows the list to one set."""
+    body = (
+        await api.get("/v1/challenges", params={"set": "async-test-mastery"}, headers=SUBMITTER)
+    ).json()
+    assert body["count"] == 5
+    assert {c["set"] for c in body["challenges"]} == {"async-test-mastery"}
+
+
+@pytest.mark.asyncio
+async def test_unknown_challenge_is_404(api: httpx.AsyncClient) -> None:
+    """Submitting to a challenge that does not exist is 404 with its name."""
+    response = await api.post(
+        "/v1/submissions", headers=SUBMITTER, json={"challenge_id": "x/y", "choice": "A"}
+    )
+    assert response.status_code == 404
+    assert response.json()["error"]["message"] == "no challenge 'x/y'; see GET /v1/challenges"
+
+
+@pytest.mark.asyncio
+async def test_code_and_choice_together_is_422(api: httpx.AsyncClient) -> None:
+    """Exactly one of code and choice: both is a validation error with a message."""
+    response = await api.post(
+        "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q4, "code": "x", "choice": "A"}
+    )
+    assert response.status_code == 422
+    assert "send exactly one of 'code' or 'choice'" in response.json()["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_unknown_field_is_422(api: httpx.AsyncClient) -> None:
+    """Unknown body fields are refused, naming the field."""
+    response = await api.post(
+        "/v1/submissions",
+        headers=SUBMITTER,
+        json={"challenge_id": Q4, "choice": "A", "answer": "C"},
+    )
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "answer: Extra inputs are not permitted"
+
+
+@pytest.mark.asyncio
+async def test_choice_outside_the_options_is_rejected(api: httpx.AsyncClient) -> None:
+    """A choice that is no option is stored as rejected, with the reason."""
+    response = await api.post(
+        "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q5, "choice": "Z"}
+    )
+    assert response.status_code == 202
+    assert response.json()["result"]["status"] == "rejected"
+    assert response.json()["result"]["reason"] == "choice 'Z' is not one of A, B, C, D"
+
+
+@pytest.mark.asyncio
+async def test_code_for_a_conceptual_challenge_is_400(api: httpx.AsyncClient) -> None:
+    """A conceptual challenge is answered by choice only."""
+    response = await api.post(
+        "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q5, "code": "print(1)"}
+    )
+    assert response.status_code == 400
+    assert "is answered by choice, not by code" in response.json()["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_oversized_code_is_413(api: httpx.AsyncClient) -> None:
+    """Code over the limit is refused with 413 before anything is queued."""
+    response = await api.post(
+        "/v1/submissions",
+        headers=SUBMITTER,
+        json={"challenge_id": Q4, "code": "x" * (64 * 1024 + 1)},
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == "code is larger than 65536 bytes"
+
+
+@pytest.mark.asyncio
+async def test_oversized_body_is_413(api: httpx.AsyncClient) -> None:
+    """A body over the limit is refused from its Content-Length."""
+    response = await api.post(
+        "/v1/submissions", headers=SUBMITTER, content=b"{" + b" " * (600 * 1024) + b"}"
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "too_large"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.2/hook",
+        "http://10.0.0.8/hook",
+        "http://169.254.169.254/latest",
+        "http://[::1]/hook",
+        "http://localhost/hook",
+        "ftp://example.org/x",
+    ],
+)
+async def test_private_callback_urls_are_refused(api: httpx.AsyncClient, url: str) -> None:
+    """Callbacks toward loopback, private or link-local addresses are refused at submission."""
+    response = await api.post(
+        "/v1/submissions",
+        headers=SUBMITTER,
+        json={"challenge_id": Q5, "choice": "B", "callback_url": url},
+    )
+    assert response.status_code == 422
+    assert "callback" in response.json()["error"]["message"]
+
+
+@pytest.mark.asyncio
+async def test_other_keys_cannot_read_my_submission(api: httpx.AsyncClient) -> None:
+    """A submission is visible to its own key and to admins, 404 to everyone else."""
+    created = (
+        await api.post(
+            "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q5, "choice": "B"}
+        )
+    ).json()
+    path = f"/v1/submissions/{created['id']}"
+    other = await api.get(path, headers={"Authorization": f"Bearer {OTHER_KEY}"})
+    assert other.status_code == 404
+    admin = await api.get(path, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert admin.status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_rate_limit_is_429_with_retry_after(api: httpx.AsyncClient) -> None:
+    """Past its per-minute limit a key gets 429 and a Retry-After header."""
+    headers = {"Authorization": f"Bearer {OTHER_KEY}"}
+    statuses = []
+    for _ in range(4):
+        response = await api.post(
+            "/v1/submissions", headers=headers, json={"challenge_id": Q5, "choice": "B"}
+        )
+        statuses.append(response.status_code)
+    assert statuses[:3] == [202, 202, 202]
+    assert statuses[3] == 429
+    assert 1 <= int(response.headers["Retry-After"]) <= 61
+    assert response.json()["error"]["code"] == "rate_limited"
+
+
+@pytest.mark.asyncio
+async def test_batch_over_the_limit_is_413(api: httpx.AsyncClient) -> None:
+    """More than 50 items in a batch is refused."""
+    items = [{"challenge_id": Q5, "choice": "B"}] * 51
+    response = await api.post(
+        "/v1/submissions/batch", headers=SUBMITTER, json={"submissions": items}
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["message"] == "a batch holds at most 50 submissions"
+
+
+@pytest.mark.asyncio
+async def test_healthz_and_openapi(api: httpx.AsyncClient) -> None:
+    """/healthz answers without a key and the OpenAPI document lists the v1 routes."""
+    assert (await api.get("/healthz")).json() == {"status": "ok"}
+    paths = (await api.get("/openapi.json")).json()["paths"]
+    assert {
+        "/v1/submissions",
+        "/v1/submissions/{submission_id}",
+        "/v1/submissions/batch",
+        "/v1/challenges",
+        "/v1/environments",
+    } <= set(paths)
+
+
+def test_refuses_to_start_without_keys(redis_server: RedisServer) -> None:
+    """No API keys configured: the app refuses to start and says how to make one."""
+    settings = service_settings(redis_server.url).model_copy(update={"api": ApiSettings()})
+    with pytest.raises(ConfigError, match="no API keys configured"):
+        create_app(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "secret", "message"),
+    [
+        ("changeme", None, "is a well-known default"),
+        ("grd_fine_key_value_0123456789", "secret", "too weak"),
+        ("grd_fine_key_value_0123456789", "short-but-not-default", "too weak"),
+    ],
+)
+def test_refuses_to_start_with_default_secrets(
+    redis_server: RedisServer, raw: str, secret: str | None, message: str
+) -> None:
+    """Default keys and weak webhook secrets stop the service at start-up."""
+    key = ApiKey(id="k", sha256=hash_key(raw), webhook_secret=secret)
+    settings = service_settings(redis_server.url)
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update={"keys": [key]})})
+    with pytest.raises(ConfigError, match=message):
+        create_app(settings)
+
+
+def test_settings_read_nested_environment_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GRADER_ variables with __ nesting reach the settings (keys as a JSON list)."""
+    monkeypatch.setenv("GRADER_REDIS__URL", "redis://example:1/2")
+    monkeypatch.setenv("GRADER_API__KEYS", '[{"id": "a", "sha256": "' + "0" * 64 + '"}]')
+    monkeypatch.setenv("GRADER_SANDBOX__DEFAULTS__WALL_SECONDS", "7")
+    settings = Settings()
+    assert settings.redis.url == "redis://example:1/2"
+    assert settings.api.keys[0].id == "a"
+    assert settings.sandbox.defaults.wall_seconds == 7
