@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import redis
-from redis.backoff import ExponentialBackoff
-from redis.retry import Retry
 
 from ..constants import REDIS_PREFIX
 from ..domain.submission import Submission, SubmissionStatus, now
