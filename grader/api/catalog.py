@@ -23,7 +23,10 @@ _KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", 
 
 def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
     """A challenge as the API shows it; keys and expectations only for instructors."""
-    body = challenge.model_dump(mode="json", exclude=None if with_key else _KEY_FIELDS)
+    hidden = set(_KEY_FIELDS)
+    if challenge.kind.value == "tests":
+        hidden.add("code")  # a tests challenge's code is the reference solution
+    body = challenge.model_dump(mode="json", exclude=None if with_key else hidden)
     body["id"] = challenge.qualified_id
     body["answerable_by"] = (
         ["choice"]

@@ -15,6 +15,7 @@ Any kind with options can also be answered by choice; the key is then proven by 
 
 from __future__ import annotations
 
+import ast
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -97,7 +98,43 @@ class TestsExpectation(_Model):
     code: str = Field(min_length=1)
     solution_file: str = Field(default="solution.py", pattern=r"^[a-z_][a-z0-9_]*\.py$")
     points: dict[str, float] = Field(default_factory=dict)
-    """Points per test function name; tests not named here are worth 1."""
+    """Points per test name (``test_x`` or ``TestClass::test_y``); others are worth 1."""
+
+    @model_validator(mode="after")
+    def _points_name_tests(self) -> TestsExpectation:
+        try:
+            names = hidden_test_names(self.code)
+        except SyntaxError as exc:
+            raise ValueError(
+                f"hidden tests do not compile: {exc.msg} (line {exc.lineno})"
+            ) from None
+        if not names:
+            raise ValueError("the hidden tests define no test functions")
+        unknown = sorted(set(self.points) - set(names))
+        if unknown:
+            raise ValueError(f"points name unknown tests {unknown}; tests are {names}")
+        return self
+
+
+def hidden_test_names(code: str) -> list[str]:
+    """Test names in a hidden test file, in order: ``test_x`` and ``TestClass::test_y``.
+
+    Parsed, never run: the expected tests are known outside the container.
+    """
+    names: list[str] = []
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+            "test"
+        ):
+            names.append(node.name)
+        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
+            names += [
+                f"{node.name}::{item.name}"
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+                and item.name.startswith("test")
+            ]
+    return names
 
 
 class Expectation(_Model):
@@ -159,7 +196,7 @@ class Challenge(_Model):
     """Extra names to read back after a run (``state`` kinds read their own names)."""
 
     @model_validator(mode="after")
-    def _consistent(self) -> Challenge:
+    def _options_consistent(self) -> Challenge:
         labels = [o.label for o in self.options]
         if len(set(labels)) != len(labels):
             raise ValueError("option labels must be unique")
@@ -167,6 +204,10 @@ class Challenge(_Model):
             raise ValueError(f"answer {self.answer!r} is not one of the options {labels}")
         if self.options and self.answer is None:
             raise ValueError("a challenge with options needs an answer")
+        return self
+
+    @model_validator(mode="after")
+    def _expectation_consistent(self) -> Challenge:
         if self.kind is Kind.CONCEPTUAL:
             if not self.options:
                 raise ValueError("a conceptual challenge needs options")
@@ -181,6 +222,10 @@ class Challenge(_Model):
             raise ValueError("a tests challenge runs in pytest mode")
         if self.code is None and not any(o.code for o in self.options):
             raise ValueError(f"a {self.kind} challenge needs code or code options")
+        if self.kind is Kind.STATE and any(o.text is not None for o in self.options):
+            wanted = self.expectation.state
+            if wanted is not None and len(wanted.values) != 1:
+                raise ValueError("a state challenge with text options expects exactly one value")
         for name, override in self.environments.items():
             if override.expectation is not None and override.expectation.kinds() != [self.kind]:
                 raise ValueError(f"environments.{name}.expectation must set '{self.kind}'")

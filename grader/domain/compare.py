@@ -23,6 +23,7 @@ from .challenge import (
     SyntaxExpectation,
     TestsExpectation,
     TextMatch,
+    hidden_test_names,
 )
 from .observation import (
     ChildReportStatus,
@@ -32,6 +33,7 @@ from .observation import (
     RunStatus,
     StateStatus,
     TestOutcome,
+    TestResult,
 )
 from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failed, passed
 
@@ -230,23 +232,28 @@ def _state(rule: StateExpectation, obs: Observation) -> Verdict:
     return failed("; ".join(problems))
 
 
-def hidden_test_names(code: str) -> list[str]:
-    """Top-level ``test_*`` functions of a hidden test file, in order (parsed, not run)."""
-    tree = ast.parse(code)
-    return [
-        node.name
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith("test")
-    ]
+def _group_reported(file: str, obs: Observation) -> dict[str, TestResult]:
+    """Reported tests of the hidden file by name; parametrized cases fold into one result.
+
+    ``test_hidden.py::test_double[1]`` and ``[2]`` become ``test_double``, which passed only
+    if every case did; class tests are named ``TestClass::test_method``.
+    """
+    grouped: dict[str, list[TestResult]] = {}
+    for test in obs.tests:
+        path, _, rest = test.nodeid.partition("::")
+        if path != file or not rest:
+            continue
+        grouped.setdefault(rest.split("[", 1)[0], []).append(test)
+    folded = {}
+    for name, cases in grouped.items():
+        failing = next((c for c in cases if c.outcome is not TestOutcome.PASSED), None)
+        folded[name] = failing or cases[0]
+    return folded
 
 
 def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
     names = hidden_test_names(rule.code)
-    reported = {
-        t.nodeid.rsplit("::", 1)[-1]: t
-        for t in obs.tests
-        if t.nodeid.split("::", 1)[0] == rule.file
-    }
+    reported = _group_reported(rule.file, obs)
     results = []
     for name in names:
         weight = rule.points.get(name, 1.0)

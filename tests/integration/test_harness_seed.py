@@ -81,3 +81,13 @@ def test_q4_counter_after_the_test(
     assert obs.state["counter"].status is StateStatus.OK
     assert obs.state["counter"].value == expected
     assert obs.tests[0].outcome is outcome
+
+
+@pytest.mark.parametrize("env", [OLD_ENV, NEW_ENV])
+def test_assertion_messages_survive_the_silenced_terminal(run: Runner, env: str) -> None:
+    """Failed asserts keep pytest's rewritten message in both pytest 8 and 9."""
+    obs = run.pytest("def test_x():\n    assert 200 == 201\n", env=env)
+    (test,) = obs.tests
+    assert test.outcome is TestOutcome.FAILED
+    assert test.message == "assert 200 == 201"
+    assert obs.stdout.text == ""

@@ -179,7 +179,7 @@ def run_pytest(
     """Run pytest on the snippet file with the environment's own pytest-asyncio."""
     import pytest
 
-    from .pytest_plugin import Collector
+    from .pytest_plugin import Collector, QuietTerminal
 
     collector = Collector(snippet_files, path)
     args = [
@@ -201,7 +201,7 @@ def run_pytest(
     exception: dict[str, Any] | None = None
     exit_code = 0
     try:
-        exit_code = int(pytest.main(args, plugins=[collector]))
+        exit_code = int(pytest.main(args, plugins=[collector, QuietTerminal()]))
     except BaseException as exc:  # a snippet can raise SystemExit at import time, say
         exception = describe_exception(exc, snippet_files)
         exit_code = _exit_code_for(exc)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import traceback
 from collections.abc import Generator
@@ -11,6 +12,37 @@ import pytest
 
 from .child import clip, describe_exception, safe_str
 from .protocol import MAX_MESSAGE_CHARS, MAX_TEST_OUTPUT_CHARS, MAX_TESTS, MAX_TRACEBACK_CHARS
+
+
+class _QuietReporter:
+    """Stands in for pytest's terminal reporter (disabled so it cannot write to stdout).
+
+    Assertion rewriting asks the config for the terminal writer to build its messages
+    (``assert 200 == 201``); this gives it one that writes into memory.
+    """
+
+    verbosity = 0
+    isatty = False
+    hasmarkup = False
+
+    def __init__(self, config: pytest.Config) -> None:
+        from _pytest._io import TerminalWriter
+
+        self.config = config
+        self._tw = TerminalWriter(file=io.StringIO())
+        self._tw.hasmarkup = False
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
+class QuietTerminal:
+    """Registers the quiet reporter when the real one is switched off."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: pytest.Config) -> None:
+        if config.pluginmanager.get_plugin("terminalreporter") is None:
+            config.pluginmanager.register(_QuietReporter(config), "terminalreporter")
 
 
 class Collector:

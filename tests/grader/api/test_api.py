@@ -65,6 +65,17 @@ async def test_submitters_do_not_see_answer_keys(api: httpx.AsyncClient) -> None
 
 
 @pytest.mark.asyncio
+async def test_reference_solutions_of_tests_challenges_stay_hidden(api: httpx.AsyncClient) -> None:
+    """A tests challenge's code is its reference solution: submitters never see it."""
+    body = (await api.get("/v1/challenges", headers=SUBMITTER)).json()
+    tests_kind = [c for c in body["challenges"] if c["kind"] == "tests"]
+    assert tests_kind
+    assert all("code" not in c for c in tests_kind)
+    teacher = (await api.get("/v1/challenges", headers=INSTRUCTOR)).json()
+    assert all(c["code"] for c in teacher["challenges"] if c["kind"] == "tests")
+
+
+@pytest.mark.asyncio
 async def test_instructors_see_answer_keys(api: httpx.AsyncClient) -> None:
     """The instructor role sees the key and the expectation."""
     body = (await api.get(f"/v1/challenges/{Q4}", headers=INSTRUCTOR)).json()

@@ -310,3 +310,37 @@ def test_json_equal_is_strict_about_bools() -> None:
     assert json_equal(1, 1.0)
     assert json_equal({"a": [1, 2]}, {"a": [1, 2]})
     assert not json_equal([1, 2], [2, 1])
+
+
+PARAMETRIZED = """
+import pytest
+
+@pytest.mark.parametrize("x", [1, 2])
+def test_double(x): pass
+
+class TestGroup:
+    def test_in_class(self): pass
+"""
+
+
+def test_parametrized_and_class_tests_are_counted() -> None:
+    """Parametrized cases fold into their test; class tests count as Class::method."""
+    rule = Expectation(tests=TestsExpectation(code=PARAMETRIZED))
+    cases = {
+        "test_double[1]": TestOutcome.PASSED,
+        "test_double[2]": TestOutcome.PASSED,
+        "TestGroup::test_in_class": TestOutcome.PASSED,
+    }
+    assert compare(Kind.TESTS, rule, hidden_obs(cases)).passed
+    cases["test_double[2]"] = TestOutcome.FAILED
+    verdict = compare(Kind.TESTS, rule, hidden_obs(cases, exit_code=1))
+    assert [(t.name, t.status) for t in verdict.tests] == [
+        ("test_double", "failed"),
+        ("TestGroup::test_in_class", "passed"),
+    ]
+
+
+def test_points_must_name_real_tests() -> None:
+    """A points entry for a test that does not exist is an error, not a silent 1 point."""
+    with pytest.raises(ValueError, match=r"points name unknown tests \['test_tree'\]"):
+        TestsExpectation(code=HIDDEN, points={"test_tree": 2})

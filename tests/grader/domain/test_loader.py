@@ -149,3 +149,12 @@ def test_shipped_challenges_load() -> None:
         )
     } <= ids
     assert {c.kind for c in challenges} == set(Kind)
+
+
+def test_state_text_options_need_a_single_value(tmp_path: Path) -> None:
+    """Text options of a state challenge can only be checked against one variable."""
+    text = VALID.replace("kind: output", "kind: state").replace(
+        '  output:\n    stdout: "2\\n"\n', "  state:\n    values: {a: 1, b: 2}\n"
+    )
+    with pytest.raises(ChallengeError, match=r"expects exactly one value"):
+        load_challenge(write(tmp_path, text), ENVS)

@@ -175,3 +175,20 @@ def test_tests_request_lays_out_solution_and_hidden_tests() -> None:
     assert request.entry == "test_hidden.py"
     assert request.files["solution.py"] == "def f(): return 2"
     assert set(request.files) == {"solution.py", "test_hidden.py"}
+
+
+def test_syntax_challenge_with_explanation_options_proves_the_premise() -> None:
+    """Text options of a syntax challenge are explanations: the premise is proven by running."""
+    explained = challenge(
+        kind="syntax",
+        code="bad =",
+        answer="A",
+        options=[
+            {"label": "A", "text": "a missing value"},
+            {"label": "B", "text": "nothing is wrong"},
+        ],
+        expectation={"syntax": {"line": 1}},
+    )
+    report = validate(explained, FakeSandbox(compile_errors_for("bad =")), Limits())
+    assert report.ok
+    assert report.checks[-1].detail.startswith("options are explanations")
