@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps images test lint fmt clean
+.PHONY: help setup system-deps images up down test lint fmt bench clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -17,12 +17,23 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps:  ## install debootstrap and redis-server from Debian packages if missing (root)
-	@PATH="$$PATH:/usr/sbin:/sbin" command -v debootstrap >/dev/null && command -v redis-server >/dev/null \
-	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap redis-server >/dev/null)
+system-deps:  ## install debootstrap, redis-server and docker-compose (Debian packages, root)
+	@PATH="$$PATH:/usr/sbin:/sbin"; command -v debootstrap >/dev/null && command -v redis-server >/dev/null \
+	  && command -v docker-compose >/dev/null \
+	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      debootstrap redis-server docker-compose >/dev/null)
 
 images: setup system-deps  ## build every environment image offline (no-op when up to date)
 	$(BIN)/grader images build
+
+up: images  ## start Redis, the API and a worker (docker-compose); prints the URL and a key
+	$(BIN)/grader images build-service
+	$(BIN)/grader deploy env
+	docker-compose up -d
+	$(BIN)/grader deploy wait
+
+down:  ## stop the docker-compose stack (the Redis volume is kept)
+	docker-compose down
 
 test: images  ## build what is missing, then run the whole test suite (real Docker)
 	$(BIN)/python -m pytest

@@ -44,3 +44,9 @@ TASK_PAYLOAD_VERSION: Final = 1
 # Redis key layout of the submission store.
 REDIS_PREFIX: Final = "grader:"
 API_VERSION: Final = "v1"
+
+# The service image (API and worker) and its base, with redis-server for the compose stack.
+SERVICE_IMAGE: Final = "grader-service"
+SERVICE_BASE_TAG: Final = f"{BASE_IMAGE_REPO}:{BASE_SUITE}-service"
+SERVICE_BASE_PACKAGES: Final = ("python3", "python3-venv", "redis-server")
+SERVICE_DIR: Final = "service"

@@ -118,7 +118,9 @@ class ImageBuilder:
             return str(found.id)
         return self.bootstrap_base(tag, progress)
 
-    def bootstrap_base(self, tag: str, progress: Progress = _quiet) -> str:
+    def bootstrap_base(
+        self, tag: str, progress: Progress = _quiet, packages: tuple[str, ...] = BASE_PACKAGES
+    ) -> str:
         """debootstrap a minimal Debian with python3, then ``docker import`` it as ``tag``."""
         debootstrap = shutil.which("debootstrap") or next(
             (p for p in ("/usr/sbin/debootstrap", "/sbin/debootstrap") if Path(p).exists()), None
@@ -135,12 +137,12 @@ class ImageBuilder:
             command = [
                 debootstrap,
                 "--variant=minbase",
-                f"--include={','.join(BASE_PACKAGES)}",
+                f"--include={','.join(packages)}",
                 BASE_SUITE,
                 str(rootfs),
                 self._settings.debian_mirror,
             ]
-            progress(f"debootstrap {BASE_SUITE} with {', '.join(BASE_PACKAGES)}")
+            progress(f"debootstrap {BASE_SUITE} with {', '.join(packages)}")
             self._stream_command(command, progress)
             for junk in (
                 "var/cache/apt/archives",
@@ -215,16 +217,22 @@ class ImageBuilder:
     # wheels -------------------------------------------------------------------------------
 
     def download_wheels(self, env: Environment, progress: Progress = _quiet) -> Path:
-        """Fetch every locked wheel on the host, checked against the lock's hashes."""
-        lock_bytes = env.lock_path.read_bytes()
-        key = hashlib.sha256(lock_bytes + env.manifest.python.encode()).hexdigest()[:16]
-        target = self._settings.wheel_cache / f"{env.name}-{key}"
+        """Fetch every locked wheel of an environment on the host, checked against the lock."""
+        return self.download_locked(env.name, env.lock_path, env.manifest.python, progress)
+
+    def download_locked(
+        self, name: str, lock_path: Path, python: str, progress: Progress = _quiet
+    ) -> Path:
+        """Fetch every wheel a hash lock names into the host cache (once per lock content)."""
+        lock_bytes = lock_path.read_bytes()
+        key = hashlib.sha256(lock_bytes + python.encode()).hexdigest()[:16]
+        target = self._settings.wheel_cache / f"{name}-{key}"
         marker = target / ".complete"
         if marker.exists():
-            progress(f"wheels for {env.name} cached")
+            progress(f"wheels for {name} cached")
             return target
         target.mkdir(parents=True, exist_ok=True)
-        version = env.manifest.python.replace(".", "")
+        version = python.replace(".", "")
         command = [
             sys.executable,
             "-m",
@@ -240,7 +248,7 @@ class ImageBuilder:
             "--implementation",
             "cp",
             "--python-version",
-            env.manifest.python,
+            python,
             "--abi",
             f"cp{version}",
             "--abi",
@@ -249,19 +257,19 @@ class ImageBuilder:
             "none",
             *_platform_args(),
             "-r",
-            str(env.lock_path),
+            str(lock_path),
             "-d",
             str(target),
         ]
-        progress(f"downloading {len(env.lock)} wheels for {env.name}")
+        progress(f"downloading the wheels for {name}")
         env_vars = {k: v for k, v in os.environ.items() if k != "PIP_FIND_LINKS"}
         result = subprocess.run(command, capture_output=True, text=True, env=env_vars, check=False)
         if result.returncode != 0:
             raise ImageError(
-                f"downloading wheels for {env.name} failed:\n{result.stdout[-2000:]}"
+                f"downloading wheels for {name} failed:\n{result.stdout[-2000:]}"
                 f"{result.stderr[-2000:]}"
             )
-        marker.write_text(json.dumps(sorted(env.lock.items())))
+        marker.write_text(lock_bytes.decode())
         return target
 
     # environment images -------------------------------------------------------------------
@@ -301,7 +309,15 @@ class ImageBuilder:
                 LABEL_PREIMPORT: json.dumps(list(env.manifest.preimport)),
                 **{f"{LABEL_PACKAGE_PREFIX}{name}": version for name, version in env.lock.items()},
             }
-            image_id = self._docker_build(env, context, base_id, labels, inputs, progress)
+            image_id = self.docker_build(
+                env.name,
+                context,
+                tag=self._tag(env.name, inputs[:12]),
+                latest=self._tag(env.name),
+                labels=labels,
+                progress=progress,
+                buildargs={"BASE": base_id, "PYTHON": env.manifest.python},
+            )
         return BuildResult(env.name, image_id, rebuilt=True)
 
     @contextlib.contextmanager
@@ -320,53 +336,57 @@ class ImageBuilder:
             )
             yield context
 
-    def _docker_build(
+    def docker_build(
         self,
-        env: Environment,
+        name: str,
         context: Path,
-        base_id: str,
+        *,
+        tag: str,
+        latest: str,
+        buildargs: dict[str, str],
         labels: dict[str, str],
-        inputs: str,
         progress: Progress,
     ) -> str:
+        """Build ``context`` as ``tag``, move ``latest`` to it, drop the superseded build."""
         image_id: str | None = None
         log: list[str] = []
         try:
             stream = self._client.api.build(
                 path=str(context),
-                tag=self._tag(env.name, inputs[:12]),
+                tag=tag,
                 rm=True,
                 forcerm=True,
                 pull=False,
                 decode=True,
                 labels=labels,
-                buildargs={"BASE": base_id, "PYTHON": env.manifest.python},
+                buildargs=buildargs,
             )
             for chunk in stream:
                 text = str(chunk.get("stream", "")).strip()
                 if text:
                     log = [*log[-39:], text]
-                    if text.startswith("Step "):
-                        progress(f"{env.name}: {text}")
+                    if text.startswith("Step ") and " : LABEL " not in text:
+                        progress(f"{name}: {text}")
                 if "error" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                    raise ImageError(f"building {env.name} failed: {detail}\n" + "\n".join(log))
+                    raise ImageError(f"building {name} failed: {detail}\n" + "\n".join(log))
                 aux = chunk.get("aux")
                 if isinstance(aux, dict) and "ID" in aux:
                     image_id = str(aux["ID"])
         except docker.errors.DockerException as exc:
-            raise ImageError(f"building {env.name} failed: {exc}") from None
+            raise ImageError(f"building {name} failed: {exc}") from None
         if image_id is None:
-            found = self._find(self._tag(env.name, inputs[:12]))
+            found = self._find(tag)
             if found is None:
-                raise ImageError(f"building {env.name} produced no image\n" + "\n".join(log))
+                raise ImageError(f"building {name} produced no image\n" + "\n".join(log))
             image_id = str(found.id)
-        latest = self._tag(env.name)
         previous = self._find(latest)
-        repository, _, tag = latest.rpartition(":")
-        self._client.images.get(image_id).tag(repository, tag)
+        repository, _, version = latest.rpartition(":")
+        self._client.images.get(image_id).tag(repository, version)
         if previous is not None and previous.id != image_id:
             for old in previous.tags:  # drop the superseded build; ignore it if still in use
+                if old == latest:
+                    continue  # that tag now names the new image
                 with contextlib.suppress(docker.errors.DockerException):
                     self._client.images.remove(old, noprune=False)
         return image_id
@@ -384,6 +404,10 @@ class ImageBuilder:
                 f"environment {env_name!r} has no image; run 'grader images build {env_name}'"
             )
         return _describe(env_name, image)
+
+    def find(self, reference: str) -> Image | None:
+        """The image by tag or id, or None."""
+        return self._find(reference)
 
     def _find(self, reference: str) -> Image | None:
         try:

@@ -14,6 +14,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..adapters.images import ImageBuilder, connect
+from ..adapters.service_image import build_service_image
+from ..constants import SERVICE_IMAGE
 from ..domain.environment import Manifest, normalize, select
 from ..errors import GraderError, ImageNotBuilt
 from ..settings import get_settings
@@ -66,6 +68,37 @@ def build(
     for result in results:
         verb = "built" if result.rebuilt else "up to date"
         out.print(f"{result.environment}: {verb} ({result.image_id[:19]})")
+
+
+@images_app.command("build-service")
+def build_service(
+    force: Annotated[bool, typer.Option("--force", help="Rebuild even when up to date")] = False,
+) -> None:
+    """Build the service image (API, worker, Redis) for docker-compose, offline."""
+    settings = get_settings()
+    repo = settings.images.root.parent
+    try:
+        builder = ImageBuilder(connect(), settings.images)
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("service image", total=None)
+
+            def report(line: str) -> None:
+                progress.update(task, description=line)
+                if not console.is_terminal:
+                    console.print(line)
+
+            image_id, built = build_service_image(
+                builder, repo, tag_repo=SERVICE_IMAGE, force=force, progress=report
+            )
+    except GraderError as exc:
+        raise _fail(exc) from None
+    out.print(f"{SERVICE_IMAGE}: {'built' if built else 'up to date'} ({image_id[:19]})")
 
 
 @images_app.command("list")
@@ -150,3 +183,28 @@ def lock(names: Names = None) -> None:
             console.print(f"[bold red]error:[/] locking {manifest.name}:\n{result.stderr}")
             raise typer.Exit(code=1)
         out.print(f"{manifest.name}: locked")
+    if not names or "service" in names:
+        repo = settings.images.root.parent
+        command = [
+            sys.executable,
+            "-m",
+            "uv",
+            "pip",
+            "compile",
+            str(repo / "pyproject.toml"),
+            "--generate-hashes",
+            "--quiet",
+            "--python-version",
+            "3.11",
+            "--python-platform",
+            "x86_64-manylinux_2_28",
+            "--custom-compile-command",
+            "grader images lock",
+            "-o",
+            str(settings.images.root / "service" / "requirements.lock"),
+        ]
+        result = subprocess.run(command, text=True, capture_output=True, check=False)
+        if result.returncode != 0:
+            console.print(f"[bold red]error:[/] locking the service image:\n{result.stderr}")
+            raise typer.Exit(code=1)
+        out.print("service: locked")

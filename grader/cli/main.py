@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from .challenges import challenges_app
+from .deploy import deploy_app
 from .images import images_app
 from .keys import keys_app
 
@@ -17,3 +18,4 @@ app = typer.Typer(
 app.add_typer(images_app, name="images")
 app.add_typer(challenges_app, name="challenges")
 app.add_typer(keys_app, name="keys")
+app.add_typer(deploy_app, name="deploy")

@@ -39,7 +39,7 @@ class Limits(_Frozen):
     """Resource limits of one run."""
 
     wall_seconds: float = Field(default=5.0, gt=0)
-    memory_mib: int = Field(default=256, ge=32)
+    memory_mib: int = Field(default=256, ge=64)  # below ~48 MiB the harness cannot start
     pids: int = Field(default=64, ge=8)
     stdout_bytes: int = Field(default=64 * 1024, ge=1024)
     stderr_bytes: int = Field(default=64 * 1024, ge=1024)

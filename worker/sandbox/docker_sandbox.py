@@ -101,6 +101,7 @@ def host_config_kwargs(
         "init": False,  # the harness supervisor is PID 1 and reaps every zombie itself
         "log_config": docker.types.LogConfig(type="none"),
         "ipc_mode": "private",
+        "shm_size": 1024 * 1024,  # /dev/shm is another tmpfs: keep it tiny
         "runtime": runtime,
     }
 
@@ -342,6 +343,8 @@ class DockerSandbox:
         }
         payload = json.dumps(submission, separators=(",", ":")).encode() + b"\n"
         stream = box.stream
+        # The report carries both streams base64-encoded (4/3) plus the child's report.
+        stream.stdout_cap = self._report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
         try:
             stream.send(payload)
         except OSError as exc:

@@ -111,9 +111,20 @@ class FinalReport(_Strict):
 def parse_line(line: bytes, model: type[ReadyEvent] | type[FinalReport]) -> Any:
     """Parse one JSON line from the supervisor against ``model``."""
     try:
-        return model.model_validate(json.loads(line))
-    except (ValueError, ValidationError) as exc:
+        return model.model_validate(_clean(json.loads(line)))
+    except (ValueError, ValidationError, RecursionError) as exc:
         raise HarnessProtocolError(f"malformed {model.__name__}: {str(exc)[:500]}") from None
+
+
+def _clean(value: Any) -> Any:
+    """Replace lone surrogates (valid as JSON escapes, unencodable as UTF-8) with '?'."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, list):
+        return [_clean(item) for item in value]
+    if isinstance(value, dict):
+        return {_clean(key): _clean(item) for key, item in value.items()}
+    return value
 
 
 def _child(

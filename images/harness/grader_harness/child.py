@@ -59,6 +59,8 @@ def describe_exception(exc: BaseException, snippet_files: frozenset[str]) -> dic
     }
     if isinstance(exc, SystemExit):
         code = exc.code
+        if isinstance(code, bool):  # CPython treats True/False as the integers 1/0
+            code = int(code)
         info["exit_code"] = code if code is None or type(code) is int else safe_str(code, 200)
     return info
 
@@ -132,7 +134,7 @@ def run_script(
         flush()
         if not isinstance(exc, SystemExit):
             _print_traceback(exception)
-        elif exit_code and exception.get("exit_code") is not None and type(exc.code) is not int:
+        elif exit_code and exception.get("exit_code") is not None and not isinstance(exc.code, int):
             _print_stderr(f"{exception['exit_code']}\n")
     flush()
     return {
@@ -165,8 +167,8 @@ def _exit_code_for(exc: BaseException) -> int:
         code = exc.code
         if code is None:
             return 0
-        if type(code) is int:
-            return code & 0xFF
+        if isinstance(code, int):  # bool included, as in CPython
+            return int(code) & 0xFF
         return 1
     if isinstance(exc, KeyboardInterrupt):
         return 130

@@ -25,6 +25,7 @@ from typing import Any
 from . import child
 from .protocol import (
     MAX_CHILD_REPORT_BYTES,
+    MAX_REPORT_DEPTH,
     MAX_SUBMISSION_BYTES,
     PROTOCOL_VERSION,
     SUPPORTED_MODES,
@@ -412,11 +413,29 @@ def _child_report(stream: Stream) -> dict[str, Any]:
         return {"status": "invalid", "reason": "child report over the size cap"}
     try:
         value = json.loads(bytes(stream.data))
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"status": "invalid", "reason": "child report is not JSON"}
     if not isinstance(value, dict):
         return {"status": "invalid", "reason": "child report is not an object"}
+    if _depth(value) > MAX_REPORT_DEPTH:
+        return {
+            "status": "invalid",
+            "reason": f"child report nested deeper than {MAX_REPORT_DEPTH}",
+        }
     return {"status": "ok", "report": value}
+
+
+def _depth(value: object) -> int:
+    """Nesting depth of parsed JSON, measured without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+    return deepest
 
 
 def preimport(modules: list[str]) -> dict[str, str]:

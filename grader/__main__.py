@@ -1,0 +1,5 @@
+"""``python -m grader``: the same command line as ``grader``."""
+
+from .cli import app
+
+app()
