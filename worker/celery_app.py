@@ -13,6 +13,7 @@ from grader.constants import QUEUE_WEBHOOKS
 from grader.domain.environment import discover
 from grader.settings import get_settings
 
+from .logging_config import configure as configure_logging
 from .runtime import runtime, shutdown_runtime
 
 # Task time limits derived from the sandbox limits: the longest allowed run, the time a cold
@@ -42,6 +43,7 @@ def make_app() -> Celery:
     return app
 
 
+configure_logging()
 app = make_app()
 
 

@@ -45,6 +45,8 @@ def run_submission(self: Task, payload: Any) -> None:
     job = _parse(payload)
     if job is None:
         return
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
     rt = runtime()
     bound = log.bind(submission_id=job.submission_id)
     submission = rt.store.mark_running(job.submission_id)

@@ -192,6 +192,8 @@ def lock(names: Names = None) -> None:
             "pip",
             "compile",
             str(repo / "pyproject.toml"),
+            "--extra",
+            "flower",
             "--generate-hashes",
             "--quiet",
             "--python-version",

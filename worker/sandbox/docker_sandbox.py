@@ -240,10 +240,23 @@ class DockerSandbox:
         """Run ``request`` in a fresh container; what the snippet does is data in the result."""
         warm = self.pool.take(environment, limits) if self.pool is not None else None
         box = warm if warm is not None else self.prestart(environment, limits)
+        container_id = box.stream.container_id
         try:
-            return self._execute(box, request, limits, pool_hit=warm is not None)
+            observation = self._execute(box, request, limits, pool_hit=warm is not None)
+        except BaseException as exc:
+            log.warning("sandbox_run_failed", container_id=container_id, error=repr(exc)[:300])
+            raise
         finally:
             self.destroy(box)
+        log.info(
+            "sandbox_run",
+            container_id=container_id,
+            environment=environment,
+            status=observation.status.value,
+            pool_hit=observation.pool_hit,
+            wall_seconds=observation.wall_seconds,
+        )
+        return observation
 
     def prestart(self, environment: str, limits: Limits, *, ttl: float | None = None) -> Sandboxed:
         """Create and start a container, and wait until its harness has pre-imported."""
