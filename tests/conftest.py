@@ -61,6 +61,14 @@ class Runner:
     def __init__(self, sandbox: DockerSandbox) -> None:
         self.sandbox = sandbox
 
+    def _run(self, env: str, request: RunRequest, limits: Limits | None) -> Observation:
+        try:
+            return self.sandbox.run(env, request, limits or Limits())
+        finally:
+            # Containers of finished runs are removed in the background; tests that check
+            # for leftovers wait for that removal first.
+            self.sandbox.drain_removals()
+
     def script(
         self,
         code: str,
@@ -76,7 +84,7 @@ class Runner:
             entry="main.py",
             state=state,
         )
-        return self.sandbox.run(env, request, limits or Limits())
+        return self._run(env, request, limits)
 
     def pytest(
         self,
@@ -92,7 +100,7 @@ class Runner:
             entry="test_snippet.py",
             state=state,
         )
-        return self.sandbox.run(env, request, limits or Limits())
+        return self._run(env, request, limits)
 
 
 @pytest.fixture(scope="session")

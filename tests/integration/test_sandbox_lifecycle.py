@@ -179,11 +179,13 @@ def test_200_sequential_runs_leave_nothing_behind(built_environments: list[str])
     assert pool.wait_until_full(60)
     for _ in range(20):  # warm up: docker-py's keep-alive pool grows to its bound first
         sandbox.run(OLD_ENV, TRIVIAL, Limits())
+    sandbox.drain_removals()
     fds = [_open_fds()]
     outcomes = []
     containers: set[str] = set()
     for number in range(200):
         if number % 50 == 49:
+            sandbox.drain_removals()
             fds.append(_open_fds())
         request = RunRequest(
             mode=RunMode.SCRIPT, files={"main.py": f"print({number})"}, entry="main.py"
@@ -194,6 +196,7 @@ def test_200_sequential_runs_leave_nothing_behind(built_environments: list[str])
         containers.add(obs.container_id)
     assert all(status is RunStatus.COMPLETED and ok for status, ok, _ in outcomes)
     assert any(hit for *_, hit in outcomes)
+    sandbox.drain_removals()
     fds.append(_open_fds())
     sandbox.close()
     assert sandbox.count_containers(owner=sandbox.owner) == 0

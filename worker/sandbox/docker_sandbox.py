@@ -12,6 +12,7 @@ import json
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
@@ -130,6 +131,8 @@ class DockerSandbox:
         self._repository = repository
         self._preimport = preimport
         self._closing = threading.Event()
+        self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+        self._removals_lock = threading.Lock()
         self._reaper: threading.Thread | None = None
         self.owner = owner or uuid.uuid4().hex[:12]
         self._images: dict[str, ResolvedImage] = {}
@@ -203,6 +206,7 @@ class DockerSandbox:
         if self._reaper is not None:
             self._reaper.join(timeout=30)
             self._reaper = None
+        self.drain_removals()
         self.reap(owner=self.owner)
 
     # images -------------------------------------------------------------------------------
@@ -245,9 +249,12 @@ class DockerSandbox:
             observation = self._execute(box, request, limits, pool_hit=warm is not None)
         except BaseException as exc:
             log.warning("sandbox_run_failed", container_id=container_id, error=repr(exc)[:300])
-            raise
-        finally:
             self.destroy(box)
+            raise
+        # The run is over and its report read: remove the container off the caller's path.
+        box.stream.close()
+        with self._removals_lock:
+            self._removals.submit(self._remove_quietly, container_id)
         log.info(
             "sandbox_run",
             container_id=container_id,
@@ -419,6 +426,19 @@ class DockerSandbox:
         except (docker.errors.DockerException, OSError) as exc:
             raise SandboxError(f"cannot stop container {container_id[:12]}: {exc}") from None
         return state
+
+    def _remove_quietly(self, container_id: str) -> None:
+        try:
+            self._remove(container_id)
+        except SandboxError as exc:  # the reaper gets it later; never lose the verdict
+            log.warning("container_removal_failed", container_id=container_id, error=str(exc))
+
+    def drain_removals(self) -> None:
+        """Wait until every container of a finished run is removed (tests, shutdown)."""
+        with self._removals_lock:
+            old = self._removals
+            self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+        old.shutdown(wait=True)
 
     def _remove(self, container_id: str) -> None:
         try:
