@@ -38,6 +38,10 @@ down:  ## stop the docker-compose stack (the Redis volume is kept)
 test: images  ## build what is missing, then run the whole test suite (real Docker)
 	$(BIN)/python -m pytest
 
+bench: images system-deps  ## benchmark vs docker run and epicbox (writes bench/results/)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench.run
+
 lint: setup  ## ruff, formatting and mypy --strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -1,0 +1,282 @@
+"""End to end over HTTP: uvicorn + the API, a real redis-server, a real Celery worker process.
+
+Started the way ``tests/services.py`` starts them (the same classes, the same test keys),
+except that the API runs as a real ``uvicorn`` server on 127.0.0.1 and the client is httpx
+over TCP. A submission is ``POST /v1/submissions`` then ``GET /v1/submissions/{id}?wait=30``
+until it is done; its latency is from the POST's start to the final answer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import docker
+import httpx
+
+from grader.constants import LABEL_PREFIX
+from tests.services import (
+    ROOT,
+    SUBMITTER_KEY,
+    RedisServer,
+    WorkerProcess,
+    free_port,
+    worker_env,
+)
+from worker.sandbox import DockerSandbox
+
+from .common import PhasePlan, Sample
+from .variants import Variant
+from .workloads import Workload
+
+AUTH = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
+LABEL_OWNER = f"{LABEL_PREFIX}.owner"
+_OWNER = re.compile(r"""\bowner\W{1,4}([0-9a-f]{12})\b""")
+"""The sandbox owner in a ``worker_process_ready`` log line, key=value or JSON."""
+READY_GRACE = 0.8
+"""Seconds to add once a pool has its containers: the newest may still be pre-importing."""
+
+
+class EndToEnd(Variant):
+    """HTTP submit -> Redis -> Celery worker (warm pools) -> Docker -> verdict -> HTTP."""
+
+    key = "e2e"
+    paced = True
+    label = "ours: HTTP end to end, warm pool"
+
+    def __init__(self, *, worker_concurrency: int, pool_size: int) -> None:
+        self.worker_concurrency = worker_concurrency
+        self.pool_size = pool_size
+        self.folder = tempfile.TemporaryDirectory(prefix="grader-bench-")
+        self.redis: RedisServer | None = None
+        self.worker: WorkerProcess | None = None
+        self.api: subprocess.Popen[bytes] | None = None
+        self.base_url = ""
+        self.owners: list[str] = []
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._clients_lock = threading.Lock()
+
+    # services -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        folder = Path(self.folder.name)
+        self.redis = RedisServer(folder)
+        self.redis.start()
+        self.worker = WorkerProcess(
+            self.redis.url,
+            folder / "worker.log",
+            pool_size=self.pool_size,
+            concurrency=self.worker_concurrency,
+        )
+        self.worker.start()
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}"
+        with (folder / "api.log").open("ab") as log:
+            self.api = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "grader.api.app:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-access-log",
+                ],
+                cwd=ROOT,
+                env=worker_env(self.redis.url),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._wait_api()
+        self.owners = self._wait_owners()
+        self._wait_full()
+
+    def _wait_api(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.api is not None and self.api.poll() is not None:
+                raise RuntimeError(f"uvicorn exited early:\n{self.tail('api.log')}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.base_url}/healthz", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the API did not answer in {timeout:.0f} s")
+
+    def _wait_owners(self, timeout: float = 60.0) -> list[str]:
+        """The sandbox owner of every Celery pool process, from the worker's log."""
+        assert self.worker is not None  # noqa: S101
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.worker.tail(400).splitlines()
+            ready = [line for line in log if "worker_process_ready" in line]
+            owners = sorted({owner for line in ready for owner in _OWNER.findall(line)})
+            if len(owners) >= self.worker_concurrency:
+                return owners
+            time.sleep(0.2)
+        raise RuntimeError(f"worker processes not ready:\n{self.worker.tail()}")
+
+    def _wait_full(self, timeout: float = 180.0) -> None:
+        """Until every worker process's pool has its containers again (plus READY_GRACE)."""
+        client = docker.from_env(timeout=60)
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                counts = [
+                    len(
+                        client.api.containers(
+                            filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"},
+                            quiet=True,
+                        )
+                    )
+                    for owner in self.owners
+                ]
+                if all(count >= self.pool_size for count in counts):
+                    time.sleep(READY_GRACE)
+                    return
+                time.sleep(0.1)
+        finally:
+            client.close()
+        raise RuntimeError(f"worker pools did not refill in {timeout:.0f} s")
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = Path(self.folder.name) / name
+        with contextlib.suppress(OSError):
+            return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    # phases ---------------------------------------------------------------------------------
+
+    def before_phase(self, workload: Workload, plan: PhasePlan) -> None:
+        self._wait_full()
+
+    def settle(self) -> None:
+        self._wait_full()
+
+    def _client(self) -> httpx.Client:
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is None:
+            client = httpx.Client(base_url=self.base_url, headers=AUTH, timeout=60)
+            self._local.client = client
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def submit(self, workload: Workload) -> Sample:
+        client = self._client()
+        started = time.monotonic()
+        created = client.post(
+            "/v1/submissions", json={"challenge_id": workload.challenge_id, "code": workload.code}
+        )
+        if created.status_code != 202:
+            latency = time.monotonic() - started
+            return Sample(latency, False, error=f"POST {created.status_code}: {created.text[:200]}")
+        submission_id = created.json()["id"]
+        body: dict[str, Any] = created.json()
+        while body["status"] not in ("done", "failed") and time.monotonic() - started < 120:
+            response = client.get(f"/v1/submissions/{submission_id}", params={"wait": 30})
+            response.raise_for_status()
+            body = response.json()
+        latency = time.monotonic() - started
+        return _sample(workload, body, latency)
+
+    def close(self) -> None:
+        for client in self._clients:
+            with contextlib.suppress(Exception):
+                client.close()
+        if self.api is not None:
+            _stop_group(self.api)
+            self.api = None
+        if self.worker is not None:
+            with contextlib.suppress(Exception):
+                self.worker.stop()  # SIGTERM: each process drains its pool on the way out
+            if self.worker.process is not None:
+                with contextlib.suppress(Exception):
+                    self.worker.kill()
+            self.worker = None
+        if self.owners:  # whatever a killed worker left behind
+            with contextlib.suppress(Exception):
+                sandbox = DockerSandbox.from_env()
+                for owner in self.owners:
+                    sandbox.reap(owner=owner)
+        if self.redis is not None:
+            with contextlib.suppress(Exception):
+                self.redis.stop(graceful=False)
+            self.redis = None
+        self.folder.cleanup()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "celery_concurrency": self.worker_concurrency,
+            "pool_size_per_process": self.pool_size,
+            "api": "uvicorn grader.api.app:create_app (1 process) on 127.0.0.1",
+            "redis": "redis-server, appendonly yes, appendfsync always (as in tests/services.py)",
+        }
+
+
+def _parts(body: dict[str, Any], observation: dict[str, Any]) -> dict[str, float]:
+    """Queue wait and worker time from the submission's own timestamps (API clock)."""
+    stamps = {}
+    for name in ("created_at", "started_at", "finished_at"):
+        value = body.get(name)
+        if value:
+            stamps[name] = datetime.fromisoformat(value).timestamp()
+    parts: dict[str, float] = {}
+    if "created_at" in stamps and "started_at" in stamps:
+        parts["queued"] = stamps["started_at"] - stamps["created_at"]
+    if "started_at" in stamps and "finished_at" in stamps:
+        parts["worker"] = stamps["finished_at"] - stamps["started_at"]
+    if observation.get("wall_seconds") is not None:
+        parts["harness_run"] = float(observation["wall_seconds"])
+    return parts
+
+
+def _sample(workload: Workload, body: dict[str, Any], latency: float) -> Sample:
+    result = body.get("result") or {}
+    observation = result.get("observation") or {}
+    peak = observation.get("peak_memory_bytes")
+    hit = observation.get("pool_hit")
+    ok, error = _checked(workload, body, result, observation)
+    return Sample(latency, ok, peak, hit, error, _parts(body, observation))
+
+
+def _checked(
+    workload: Workload, body: dict[str, Any], result: dict[str, Any], observation: dict[str, Any]
+) -> tuple[bool, str | None]:
+    if body.get("status") != "done":
+        return False, f"submission {body.get('status')}: {body.get('error')}"
+    if observation.get("status") != "completed":
+        return False, f"run {observation.get('status')}: {observation.get('error')}"
+    if workload.mode.value == "pytest" and result.get("status") != "passed":
+        return False, f"verdict {result.get('status')}: {result.get('reason')}"
+    if not workload.stdout_ok((observation.get("stdout") or {}).get("text", "")):
+        return False, "unexpected stdout"
+    return True, None
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the process group we started (its own session), then SIGKILL if it lingers."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=20)
