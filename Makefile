@@ -39,7 +39,7 @@ test: images  ## build what is missing, then run the whole test suite (real Dock
 	$(BIN)/python -m pytest
 
 bench: images system-deps  ## benchmark vs docker run and epicbox (writes bench/results/)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 
 lint: setup  ## ruff, formatting and mypy --strict

@@ -43,8 +43,8 @@ AUTH = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 _OWNER = re.compile(r"""\bowner\W{1,4}([0-9a-f]{12})\b""")
 """The sandbox owner in a ``worker_process_ready`` log line, key=value or JSON."""
-READY_GRACE = 0.8
-"""Seconds to add once a pool has its containers: the newest may still be pre-importing."""
+READY_GRACE = 1.5
+"""Without cgroup CPU counters: seconds to wait once a pool has its containers (pre-import)."""
 
 
 class EndToEnd(Variant):
@@ -133,23 +133,29 @@ class EndToEnd(Variant):
         raise RuntimeError(f"worker processes not ready:\n{self.worker.tail()}")
 
     def _wait_full(self, timeout: float = 180.0) -> None:
-        """Until every worker process's pool has its containers again (plus READY_GRACE)."""
+        """Until every worker process's pool has its containers again, each one ready.
+
+        The pools live in the Celery processes, out of sight: a container counts as ready
+        when its cgroup's CPU counter stands still (the harness waits on stdin after the
+        pre-import). Where no cgroup counter is found, READY_GRACE seconds are waited.
+        """
         client = docker.from_env(timeout=60)
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                counts = [
-                    len(
-                        client.api.containers(
-                            filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"},
-                            quiet=True,
+                ids = [
+                    [
+                        str(c["Id"])
+                        for c in client.api.containers(
+                            filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"}
                         )
-                    )
+                    ]
                     for owner in self.owners
                 ]
-                if all(count >= self.pool_size for count in counts):
-                    time.sleep(READY_GRACE)
-                    return
+                if all(len(found) >= self.pool_size for found in ids):
+                    if _all_idle([i for found in ids for i in found]):
+                        return
+                    continue
                 time.sleep(0.1)
         finally:
             client.close()
@@ -228,6 +234,43 @@ class EndToEnd(Variant):
             "api": "uvicorn grader.api.app:create_app (1 process) on 127.0.0.1",
             "redis": "redis-server, appendonly yes, appendfsync always (as in tests/services.py)",
         }
+
+
+_CPU_COUNTERS = (
+    "/sys/fs/cgroup/cpuacct/docker/{id}/cpuacct.usage",  # v1, cgroupfs driver
+    "/sys/fs/cgroup/cpuacct/system.slice/docker-{id}.scope/cpuacct.usage",  # v1, systemd
+    "/sys/fs/cgroup/system.slice/docker-{id}.scope/cpu.stat",  # v2, systemd
+    "/sys/fs/cgroup/docker/{id}/cpu.stat",  # v2, cgroupfs
+)
+IDLE_WINDOW = 0.15
+
+
+def _cpu_usage(container_id: str) -> int | None:
+    """The container's CPU counter (ns or usec, only compared with itself), if readable."""
+    for pattern in _CPU_COUNTERS:
+        path = Path(pattern.format(id=container_id))
+        try:
+            text = path.read_text()
+        except OSError:
+            continue
+        if path.name == "cpu.stat":
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "usage_usec":
+                    return int(value)
+            continue
+        return int(text.strip())
+    return None
+
+
+def _all_idle(container_ids: list[str]) -> bool:
+    """Whether none of the containers used CPU over IDLE_WINDOW (so each harness is ready)."""
+    before = {i: _cpu_usage(i) for i in container_ids}
+    if any(v is None for v in before.values()):
+        time.sleep(READY_GRACE)  # no counters on this host: fall back to a fixed grace
+        return True
+    time.sleep(IDLE_WINDOW)
+    return all(_cpu_usage(i) == v for i, v in before.items())
 
 
 def _parts(body: dict[str, Any], observation: dict[str, Any]) -> dict[str, float]:

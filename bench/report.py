@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -377,12 +378,13 @@ def _ratio_table(run: Run, workload: str) -> list[str]:
         if key not in run.phases.get(workload, {}):
             continue
         cells = []
-        for metric in (
+        metrics: list[Callable[[str], float | None]] = [
             lambda v: run.p50(workload, v),
             lambda v: run.throughput(workload, v, 4),
             lambda v: run.cpu(workload, v),
             lambda v: run.peak(workload, v),
-        ):
+        ]
+        for metric in metrics:
             mine = metric(key)
             cells += [_ratio(_div(mine, metric("lower"))), _ratio(_div(mine, metric("epicbox")))]
         lines.append(f"| {SHORT[key]} | {' | '.join(cells)} |")

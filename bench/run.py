@@ -65,7 +65,7 @@ QUICK = [PhasePlan(1, 5, 12, 2.0), PhasePlan(4, 4, 40, 2.0)]
 LOWER_FULL = {1: 12, 2: 10, 4: 12, 8: 16}
 LOWER_QUICK = {1: 5, 4: 4}
 # Variants with a warm pool also run this many paced submissions (pool full at each arrival).
-PACED_FULL = 15
+PACED_FULL = 12
 PACED_QUICK = 4
 
 

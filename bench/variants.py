@@ -446,7 +446,8 @@ class Epicbox(Variant):
 
     def submit(self, workload: Workload) -> Sample:
         assert self.process is not None and self.process.stdin is not None  # noqa: S101
-        done, box = threading.Event(), []
+        done = threading.Event()
+        box: list[dict[str, Any]] = []
         with self._lock:
             self._next += 1
             ident = self._next
