@@ -622,6 +622,6 @@ def write_all(run: Run, folder: Path) -> dict[str, Path]:
     tmp = paths["json"].with_suffix(".json.tmp")
     tmp.write_text(json.dumps(run.to_json(), indent=1))
     tmp.replace(paths["json"])
+    write_markdown(run, paths["md"], paths["png"].name)  # the table first: the chart is extra
     write_chart(run, paths["png"])
-    write_markdown(run, paths["md"], paths["png"].name)
     return paths

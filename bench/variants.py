@@ -153,8 +153,11 @@ class LowerBound(_Ours):
         assert self.sandbox is not None  # noqa: S101
         sandbox = self.sandbox
 
+        # The container a warm run of this workload would get: the same pre-import profile.
+        profile = sandbox.profile_for(ENVIRONMENT, workload.request)
+
         def prestart() -> None:
-            box = sandbox.prestart(ENVIRONMENT, LIMITS, ttl=600)
+            box = sandbox.prestart(ENVIRONMENT, LIMITS, ttl=600, profile=profile)
             self._ready.put(box)
 
         with ThreadPoolExecutor(self.prestart_threads) as pool:

@@ -43,6 +43,10 @@ TASK_PAYLOAD_VERSION: Final = 1
 
 # Redis key layout of the submission store.
 REDIS_PREFIX: Final = "grader:"
+REDIS_HEARTBEAT: Final = f"{REDIS_PREFIX}worker:"
+"""Each worker process's liveness (``<prefix><host>:<pid>``), read by ``/readyz``."""
+REDIS_ENV_INFO: Final = f"{REDIS_PREFIX}env:"
+"""The image id and packages each environment runs (``<prefix><env>``), by the workers."""
 API_VERSION: Final = "v1"
 
 # The service image (API and worker) and its base, with redis-server for the compose stack.

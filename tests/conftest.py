@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -55,19 +56,34 @@ def sandbox(built_environments: list[str]) -> Iterator[DockerSandbox]:
     box.reap(owner=box.owner)
 
 
+PostCondition = Callable[[Observation | None, float, Limits], None]
+"""A check after each run: its observation (None if it raised), seconds taken, its limits."""
+
+
 class Runner:
     """Small helper so tests read as 'run this snippet there'."""
 
-    def __init__(self, sandbox: DockerSandbox) -> None:
+    def __init__(self, sandbox: DockerSandbox, after: PostCondition | None = None) -> None:
         self.sandbox = sandbox
+        self._after = after
+
+    def checked(self, after: PostCondition) -> Runner:
+        """The same sandbox, with ``after`` checked on the way out of every run."""
+        return Runner(self.sandbox, after)
 
     def _run(self, env: str, request: RunRequest, limits: Limits | None) -> Observation:
+        wanted = limits or Limits()
+        started = time.monotonic()
+        obs: Observation | None = None
         try:
-            return self.sandbox.run(env, request, limits or Limits())
+            obs = self.sandbox.run(env, request, wanted)
+            return obs
         finally:
             # Containers of finished runs are removed in the background; tests that check
             # for leftovers wait for that removal first.
             self.sandbox.drain_removals()
+            if self._after is not None:
+                self._after(obs, time.monotonic() - started, wanted)
 
     def script(
         self,

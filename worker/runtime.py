@@ -12,7 +12,7 @@ import structlog
 
 from grader.adapters.queue import TaskQueue
 from grader.adapters.store import SubmissionStore
-from grader.constants import REDIS_PREFIX
+from grader.constants import REDIS_ENV_INFO, REDIS_HEARTBEAT
 from grader.domain.challenge import Challenge
 from grader.domain.environment import discover
 from grader.domain.loader import load_challenges
@@ -22,8 +22,6 @@ from grader.settings import Settings, get_settings
 from .sandbox import DockerSandbox
 
 log = structlog.get_logger(__name__)
-HEARTBEAT = f"{REDIS_PREFIX}worker:"
-ENV_INFO = f"{REDIS_PREFIX}env:"
 _HEARTBEAT_SECONDS = 10
 
 
@@ -38,7 +36,7 @@ class Runtime:
 
     def heartbeat(self) -> None:
         """Tell the API (``/readyz``) this process is alive and its Docker engine answers."""
-        name = f"{HEARTBEAT}{socket.gethostname()}:{os.getpid()}"
+        name = f"{REDIS_HEARTBEAT}{socket.gethostname()}:{os.getpid()}"
         while not self.stopping.is_set():
             try:
                 docker_ok = self.sandbox.count_containers() >= 0
@@ -89,7 +87,7 @@ def _build(settings: Settings) -> Runtime:
             log.warning("environment_unavailable", environment=name, error=str(exc))
             continue
         store.client.set(
-            f"{ENV_INFO}{name}",
+            f"{REDIS_ENV_INFO}{name}",
             json.dumps({"image_id": image.environment.image_id, "packages": image.packages}),
         )
     rt = Runtime(settings, store, TaskQueue(settings), sandbox, challenges)

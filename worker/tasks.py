@@ -19,7 +19,7 @@ from grader.errors import GraderError, LimitsError, UnsafeCallback
 
 from .celery_app import app
 from .grading import grade
-from .runtime import runtime
+from .runtime import Runtime, runtime
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +48,13 @@ def run_submission(self: Task, payload: Any) -> None:
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
     rt = runtime()
+    # Busy until the verdict is stored and published: pool refills and container removals
+    # wait until then, so they do not compete with this submission for the CPU.
+    with rt.sandbox.busy():
+        _run(self, rt, job)
+
+
+def _run(task: Task, rt: Runtime, job: TaskPayload) -> None:
     bound = log.bind(submission_id=job.submission_id)
     submission = rt.store.mark_running(job.submission_id)
     if submission is None:
@@ -72,11 +79,11 @@ def run_submission(self: Task, payload: Any) -> None:
         _finish(rt, submission, Verdict(status=VerdictStatus.REJECTED, reason=str(exc)))
         return
     except GraderError as exc:
-        retries = self.request.retries
+        retries = task.request.retries
         bound.warning("grading_failed", error=str(exc), retries=retries)
         if retries < rt.settings.queue.max_retries:
             countdown = min(2**retries, rt.settings.queue.retry_backoff_max_seconds)
-            raise self.retry(exc=exc, countdown=countdown) from None
+            raise task.retry(exc=exc, countdown=countdown) from None
         verdict = Verdict(
             status=VerdictStatus.SANDBOX_ERROR,
             reason="could not grade this submission (our fault, not yours)",
@@ -97,7 +104,7 @@ def run_submission(self: Task, payload: Any) -> None:
 
 
 def _finish(
-    rt: Any,
+    rt: Runtime,
     submission: Any,
     verdict: Verdict,
     *,

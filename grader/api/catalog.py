@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..constants import REDIS_PREFIX
+from ..constants import REDIS_ENV_INFO
 from ..domain.challenge import Challenge
 from ..domain.submission import Role
 from ..errors import NotFound, StoreError
@@ -17,7 +17,6 @@ from .security import has_role
 from .state import api_state, current_key
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
-ENV_INFO = f"{REDIS_PREFIX}env:"
 _KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", "limits"}
 
 
@@ -78,7 +77,7 @@ async def list_environments(
         found = {}
         try:
             for name in state.environments:
-                raw = state.store.client.get(f"{ENV_INFO}{name}")
+                raw = state.store.client.get(f"{REDIS_ENV_INFO}{name}")
                 if raw:
                     found[name] = json.loads(raw)
         except Exception as exc:

@@ -15,11 +15,10 @@ from prometheus_client.registry import Collector
 
 from ..adapters.queue import queue_for
 from ..adapters.store import LATENCY_BUCKETS, SubmissionStore
-from ..constants import QUEUE_WEBHOOKS, REDIS_PREFIX
+from ..constants import QUEUE_WEBHOOKS, REDIS_HEARTBEAT
 from .state import ApiState, api_state
 
 router = APIRouter(tags=["health"])
-HEARTBEAT = f"{REDIS_PREFIX}worker:"
 
 
 @router.get("/healthz", summary="The API process is up")
@@ -29,10 +28,10 @@ async def healthz() -> dict[str, str]:
 
 def _workers(store: SubmissionStore) -> list[dict[str, Any]]:
     found = []
-    for name in store.client.scan_iter(match=f"{HEARTBEAT}*", count=100):
+    for name in store.client.scan_iter(match=f"{REDIS_HEARTBEAT}*", count=100):
         raw = store.client.get(name)
         if raw:
-            found.append({"name": name.decode()[len(HEARTBEAT) :], **json.loads(raw)})
+            found.append({"name": name.decode()[len(REDIS_HEARTBEAT) :], **json.loads(raw)})
     return found
 
 

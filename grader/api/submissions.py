@@ -69,19 +69,40 @@ def _accept(
     return stored, True
 
 
+def _limit_and_accept(
+    state: ApiState, key: ApiKey, body: SubmissionRequest, idempotency_key: str | None
+) -> tuple[Submission, bool]:
+    state.limiter.hit(key)
+    return _accept(state, key, body, idempotency_key)
+
+
 @router.post("/submissions", status_code=202, summary="Submit code or a choice")
 async def create_submission(
     request: Request,
     body: SubmissionRequest,
     key: Annotated[ApiKey, Depends(current_key)],
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+    wait: Annotated[
+        float, Query(ge=0, le=30, description="Seconds to wait for the verdict before answering")
+    ] = 0,
 ) -> JSONResponse:
-    """Queue a submission; 202 with its id. The same ``Idempotency-Key`` returns the first."""
+    """Queue a submission: 202 with its id; 200 for a replay or a verdict awaited with ``wait``.
+
+    The same ``Idempotency-Key`` returns the first submission (200). With ``wait`` the answer
+    comes as soon as the verdict is stored (200), or after that many seconds with the
+    submission as it then stands (202): one round trip instead of a POST and a long-poll.
+    """
     state = api_state(request)
-    await run_in_threadpool(state.limiter.hit, key)
-    submission, created = await run_in_threadpool(_accept, state, key, body, idempotency_key)
+    submission, created = await run_in_threadpool(
+        _limit_and_accept, state, key, body, idempotency_key
+    )
+    if wait > 0 and submission.status not in FINAL:
+        submission = await _wait(
+            state, key, submission.id, min(wait, state.settings.api.max_wait_seconds)
+        )
+    waited_for_it = wait > 0 and submission.status in FINAL
     return JSONResponse(
-        status_code=202 if created else 200,
+        status_code=200 if waited_for_it or not created else 202,
         content=submission.public(),
         headers={"Location": f"/v1/submissions/{submission.id}"},
     )

@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -34,6 +37,49 @@ def _fail(exc: GraderError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
+@contextmanager
+def _progress(first: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the latest build line (every line is printed when not on a terminal)."""
+    with Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task(first, total=None)
+
+        def report(line: str) -> None:
+            progress.update(task, description=line)
+            if not console.is_terminal:
+                console.print(line)
+
+        yield report
+
+
+def _uv_compile(source: str, extra: list[str], python: str, rerun: str, output: Path) -> list[str]:
+    """The ``uv pip compile`` command that writes a hash lock for manylinux x86_64."""
+    return [
+        sys.executable,
+        "-m",
+        "uv",
+        "pip",
+        "compile",
+        source,
+        *extra,
+        "--generate-hashes",
+        "--quiet",
+        "--python-version",
+        python,
+        "--python-platform",
+        "x86_64-manylinux_2_28",
+        "--custom-compile-command",
+        rerun,
+        "-o",
+        str(output),
+    ]
+
+
 @images_app.command("build")
 def build(
     names: Names = None,
@@ -44,24 +90,11 @@ def build(
     try:
         envs = select(settings.images.root, names)
         builder = ImageBuilder(connect(), settings.images)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=not console.is_terminal,
-        ) as progress:
-            task = progress.add_task("base image", total=None)
-
-            def report(line: str) -> None:
-                progress.update(task, description=line)
-                if not console.is_terminal:
-                    console.print(line)
-
+        with _progress("base image") as report:
             base_id = builder.ensure_base(report)
             results = []
             for env in envs:
-                progress.update(task, description=f"{env.name}: checking")
+                report(f"{env.name}: checking")
                 results.append(builder.build(env, base_id, force=force, progress=report))
     except GraderError as exc:
         raise _fail(exc) from None
@@ -79,20 +112,7 @@ def build_service(
     repo = settings.images.root.parent
     try:
         builder = ImageBuilder(connect(), settings.images)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=not console.is_terminal,
-        ) as progress:
-            task = progress.add_task("service image", total=None)
-
-            def report(line: str) -> None:
-                progress.update(task, description=line)
-                if not console.is_terminal:
-                    console.print(line)
-
+        with _progress("service image") as report:
             image_id, built = build_service_image(
                 builder, repo, tag_repo=SERVICE_IMAGE, force=force, progress=report
             )
@@ -160,24 +180,13 @@ def lock(names: Names = None) -> None:
         if names and manifest.name not in names:
             continue
         pins = "".join(f"{name}=={version}\n" for name, version in manifest.packages.items())
-        command = [
-            sys.executable,
-            "-m",
-            "uv",
-            "pip",
-            "compile",
+        command = _uv_compile(
             "-",
-            "--generate-hashes",
-            "--quiet",
-            "--python-version",
+            [],
             manifest.python,
-            "--python-platform",
-            "x86_64-manylinux_2_28",
-            "--custom-compile-command",
             f"grader images lock {manifest.name}",
-            "-o",
-            str(folder / "requirements.lock"),
-        ]
+            folder / "requirements.lock",
+        )
         result = subprocess.run(command, input=pins, text=True, capture_output=True, check=False)
         if result.returncode != 0:
             console.print(f"[bold red]error:[/] locking {manifest.name}:\n{result.stderr}")
@@ -185,26 +194,13 @@ def lock(names: Names = None) -> None:
         out.print(f"{manifest.name}: locked")
     if not names or "service" in names:
         repo = settings.images.root.parent
-        command = [
-            sys.executable,
-            "-m",
-            "uv",
-            "pip",
-            "compile",
+        command = _uv_compile(
             str(repo / "pyproject.toml"),
-            "--extra",
-            "flower",
-            "--generate-hashes",
-            "--quiet",
-            "--python-version",
+            ["--extra", "flower"],
             "3.11",
-            "--python-platform",
-            "x86_64-manylinux_2_28",
-            "--custom-compile-command",
             "grader images lock",
-            "-o",
-            str(settings.images.root / "service" / "requirements.lock"),
-        ]
+            settings.images.root / "service" / "requirements.lock",
+        )
         result = subprocess.run(command, text=True, capture_output=True, check=False)
         if result.returncode != 0:
             console.print(f"[bold red]error:[/] locking the service image:\n{result.stderr}")

@@ -91,6 +91,23 @@ async def test_a_wrong_snippet_fails_with_a_reason(
     assert result["result"]["reason"] == "counter is 2, expected 3"
 
 
+async def test_post_with_wait_returns_the_verdict_in_one_round_trip(
+    api: httpx.AsyncClient, worker_process: WorkerProcess
+) -> None:
+    """POST ?wait= answers 200 with the graded result once the worker has stored it."""
+    name = "q1-async-test-output"
+    response = await api.post(
+        "/v1/submissions",
+        params={"wait": 30},
+        headers=AUTH,
+        json={"challenge_id": f"async-test-mastery/{name}", "code": seed(name)["code"]},
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["status"], body["result"]["status"]) == ("done", "passed")
+    assert [t["outcome"] for t in body["result"]["observation"]["tests"]] == ["passed"]
+
+
 @pytest.mark.parametrize(
     ("name", "choice", "verdict"),
     [

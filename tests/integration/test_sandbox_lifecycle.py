@@ -15,6 +15,7 @@ from grader.domain import Limits, RunMode, RunRequest, RunStatus
 from tests.conftest import NEW_ENV, OLD_ENV
 from worker.sandbox import DockerSandbox
 from worker.sandbox.docker_sandbox import LABEL_EXPIRES
+from worker.sandbox.profiles import Profile
 
 pytestmark = pytest.mark.docker
 
@@ -81,6 +82,41 @@ def test_pool_hit_is_reported_and_faster_path_is_used(box: DockerSandbox) -> Non
     assert pool.hits == 1
 
 
+WHAT_IS_LOADED = (
+    "import sys\nprint(sorted(m for m in ('fastapi', 'httpx', 'pytest') if m in sys.modules))\n"
+)
+
+
+def test_standard_library_scripts_get_a_bare_container(box: DockerSandbox) -> None:
+    """A script importing only the standard library runs where nothing was pre-imported."""
+    pool = box.start_pool([OLD_ENV], size=1, limits=Limits())
+    assert pool.wait_until_full(60)
+    request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": WHAT_IS_LOADED}, entry="main.py")
+    obs = box.run(OLD_ENV, request, Limits())
+    assert (obs.status, obs.pool_hit, obs.stdout.text) == (RunStatus.COMPLETED, True, "[]\n")
+    assert pool.hits == 1
+
+
+def test_scripts_importing_packages_get_a_preimported_container(box: DockerSandbox) -> None:
+    """A script importing an environment package runs where the packages are pre-imported."""
+    pool = box.start_pool([OLD_ENV], size=1, limits=Limits())
+    assert pool.wait_until_full(60)
+    code = "import httpx\n" + WHAT_IS_LOADED
+    request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": code}, entry="main.py")
+    obs = box.run(OLD_ENV, request, Limits())
+    assert (obs.status, obs.pool_hit) == (RunStatus.COMPLETED, True)
+    assert obs.stdout.text == "['fastapi', 'httpx', 'pytest']\n"
+
+
+def test_a_bare_container_still_imports_packages_on_demand(box: DockerSandbox) -> None:
+    """An import the scan cannot see (``__import__``) works in a bare container, just slower."""
+    code = "m = __import__('fast' + 'api')\nprint(m.__name__)\n"
+    request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": code}, entry="main.py")
+    assert box.profile_for(OLD_ENV, request) is Profile.BARE
+    obs = box.run(OLD_ENV, request, Limits())
+    assert (obs.status, obs.pool_hit, obs.stdout.text) == (RunStatus.COMPLETED, False, "fastapi\n")
+
+
 def test_empty_pool_falls_back_to_a_cold_start(box: DockerSandbox) -> None:
     """An environment the pool does not hold still runs, cold."""
     box.start_pool([OLD_ENV], size=1, limits=Limits())
@@ -108,7 +144,7 @@ def test_pool_is_drained_on_close(built_environments: list[str]) -> None:
     sandbox = DockerSandbox.from_env()
     pool = sandbox.start_pool([OLD_ENV, NEW_ENV], size=2, limits=Limits())
     assert pool.wait_until_full(120)
-    assert sandbox.count_containers(owner=sandbox.owner) == 4
+    assert sandbox.count_containers(owner=sandbox.owner) == 8  # 2 environments x 2 profiles
     sandbox.close()
     assert sandbox.count_containers(owner=sandbox.owner) == 0
 

@@ -1,7 +1,7 @@
 """A snippet cannot escape or outlast its sandbox: limits, network, privileges, host files, PID 1.
 
 Every case runs a hostile snippet through the real sandbox and asserts the exact safe outcome;
-``Guarded`` then checks what every run must leave behind: its container is gone, the sandbox
+``post_conditions`` then checks what every run must leave behind: its container is gone, the sandbox
 still runs the next job, and the verdict came within the wall limit plus 2 s.
 """
 
@@ -47,60 +47,31 @@ def _open_fds(run: Runner, engine: docker.DockerClient) -> int:
     return len(list(Path("/proc/self/fd").iterdir()))
 
 
-class Guarded:
-    """Runs snippets like ``Runner`` and checks each run's post-conditions on the way out."""
+def post_conditions(
+    run: Runner, engine: docker.DockerClient, baseline: float
+) -> Callable[[Observation | None, float, Limits], None]:
+    """What every hostile run must leave behind, checked on the way out of each run."""
 
-    def __init__(self, run: Runner, engine: docker.DockerClient, baseline: float) -> None:
-        self._run = run
-        self._engine = engine
-        self._baseline = baseline
-
-    def script(
-        self,
-        code: str,
-        *,
-        env: str = OLD_ENV,
-        state: tuple[str, ...] = (),
-        limits: Limits | None = None,
-    ) -> Observation:
-        wanted = limits or Limits()
-        return self._checked(
-            lambda: self._run.script(code, env=env, state=state, limits=wanted), wanted
-        )
-
-    def pytest(
-        self, code: str, *, state: tuple[str, ...] = (), limits: Limits | None = None
-    ) -> Observation:
-        wanted = limits or Limits()
-        return self._checked(lambda: self._run.pytest(code, state=state, limits=wanted), wanted)
-
-    def _checked(self, call: Callable[[], Observation], limits: Limits) -> Observation:
-        started = time.monotonic()
-        obs: Observation | None = None
-        try:
-            obs = call()
-            return obs
-        finally:
-            self._post_conditions(obs, time.monotonic() - started, limits)
-
-    def _post_conditions(self, obs: Observation | None, elapsed: float, limits: Limits) -> None:
-        sandbox = self._run.sandbox
+    def check(obs: Observation | None, elapsed: float, limits: Limits) -> None:
+        sandbox = run.sandbox
         # The run's container is gone, and no container of this session's owner is left over
         # (the session's sandbox has no warm pool, so there is nothing else to allow for).
-        existing = {c.id for c in self._engine.containers.list(all=True, sparse=True)}
+        existing = {c.id for c in engine.containers.list(all=True, sparse=True)}
         if obs is not None:
             assert obs.container_id is not None
             assert obs.container_id not in existing
         assert sandbox.pool is None
         assert sandbox.count_containers(owner=sandbox.owner) == 0
         # The verdict arrived within the wall limit + 2 s (over what a trivial run costs here).
-        budget = self._baseline + limits.wall_seconds + VERDICT_GRACE + COLD_START_SLACK
+        budget = baseline + limits.wall_seconds + VERDICT_GRACE + COLD_START_SLACK
         assert elapsed <= budget, f"verdict after {elapsed:.2f}s, budget {budget:.2f}s"
-        # The sandbox still runs the next job.
-        following = self._run.script("print('next')")
+        # The sandbox still runs the next job (with the plain runner: no recursion).
+        following = run.script("print('next')")
         assert following.status is RunStatus.COMPLETED
         assert following.stdout.text == "next\n"
         assert sandbox.count_containers(owner=sandbox.owner) == 0
+
+    return check
 
 
 @dataclass(frozen=True)
@@ -144,9 +115,9 @@ def worker_fds(baseline: float, engine: docker.DockerClient, run: Runner) -> int
 
 
 @pytest.fixture
-def guarded(run: Runner, engine: docker.DockerClient, baseline: float) -> Guarded:
+def guarded(run: Runner, engine: docker.DockerClient, baseline: float) -> Runner:
     """The session's runner, with every run's post-conditions checked."""
-    return Guarded(run, engine, baseline)
+    return run.checked(post_conditions(run, engine, baseline))
 
 
 @pytest.fixture
@@ -186,7 +157,7 @@ def _assert_killed_without_report(obs: Observation) -> None:
         ),
     ],
 )
-def test_a_run_that_never_ends_is_a_time_limit(guarded: Guarded, mode: str, code: str) -> None:
+def test_a_run_that_never_ends_is_a_time_limit(guarded: Runner, mode: str, code: str) -> None:
     """A snippet that never finishes is killed at the wall limit: time_limit_exceeded."""
     if mode == "pytest":
         obs = guarded.pytest(code, limits=TIME_LIMIT)
@@ -240,7 +211,7 @@ while not errors:
         pytest.param(EXPONENTIAL_FORKS, id="children-fork-too"),
     ],
 )
-def test_a_fork_bomb_runs_into_the_pids_limit(guarded: Guarded, code: str) -> None:
+def test_a_fork_bomb_runs_into_the_pids_limit(guarded: Runner, code: str) -> None:
     """A fork bomb hits the pids limit: fork raises BlockingIOError and the run ends."""
     obs = guarded.script(code, state=("errors", "forked"), limits=Limits(pids=32))
     assert obs.status is RunStatus.COMPLETED
@@ -249,7 +220,7 @@ def test_a_fork_bomb_runs_into_the_pids_limit(guarded: Guarded, code: str) -> No
     assert obs.state["forked"].value > 0
 
 
-def test_a_naive_fork_bomb_leaves_no_usable_report(guarded: Guarded) -> None:
+def test_a_naive_fork_bomb_leaves_no_usable_report(guarded: Runner) -> None:
     """`while True: os.fork()` ends at the pids limit; its clones' reports make it invalid."""
     obs = guarded.script("import os\nwhile True:\n    os.fork()\n", limits=Limits(pids=32))
     assert obs.status is RunStatus.COMPLETED
@@ -260,7 +231,7 @@ def test_a_naive_fork_bomb_leaves_no_usable_report(guarded: Guarded) -> None:
     assert "BlockingIOError: [Errno 11] Resource temporarily unavailable" in obs.stderr.text
 
 
-def test_a_thread_bomb_runs_into_the_pids_limit(guarded: Guarded) -> None:
+def test_a_thread_bomb_runs_into_the_pids_limit(guarded: Runner) -> None:
     """Starting threads forever fails with "can't start new thread" below the pids limit."""
     code = """
 import threading, time
@@ -298,7 +269,7 @@ MEMORY_BOMB = "chunks = []\nwhile True:\n    chunks.append(bytearray(1 << 20))\n
         ),
     ],
 )
-def test_a_memory_bomb_is_a_memory_limit(guarded: Guarded, mode: str, code: str) -> None:
+def test_a_memory_bomb_is_a_memory_limit(guarded: Runner, mode: str, code: str) -> None:
     """A memory bomb is OOM-killed and reported as memory_limit_exceeded, never as time."""
     if mode == "pytest":
         obs = guarded.pytest(code, limits=MEMORY_LIMIT)
@@ -310,7 +281,7 @@ def test_a_memory_bomb_is_a_memory_limit(guarded: Guarded, mode: str, code: str)
     _assert_killed_without_report(obs)
 
 
-def test_a_memory_bomb_in_a_grandchild_is_a_memory_limit(guarded: Guarded) -> None:
+def test_a_memory_bomb_in_a_grandchild_is_a_memory_limit(guarded: Runner) -> None:
     """Memory exhausted by a forked process still makes the run memory_limit_exceeded."""
     code = """
 import os
@@ -353,7 +324,7 @@ except OSError as exc:
     ],
 )
 def test_filling_a_writable_filesystem_stops_at_its_cap(
-    guarded: Guarded, path: str, error: str, cap_mib: int
+    guarded: Runner, path: str, error: str, cap_mib: int
 ) -> None:
     """Writing one file forever ends in ENOSPC (tmpfs size) or EFBIG (file size limit)."""
     obs = guarded.script(
@@ -367,7 +338,7 @@ def test_filling_a_writable_filesystem_stops_at_its_cap(
     assert 0 < obs.state["written"].value <= cap_mib * 1024 * 1024
 
 
-def test_creating_files_forever_runs_out_of_inodes(guarded: Guarded) -> None:
+def test_creating_files_forever_runs_out_of_inodes(guarded: Runner) -> None:
     """Creating empty files in /sandbox ends in ENOSPC at the tmpfs inode cap."""
     code = """
 import errno
@@ -386,7 +357,7 @@ except OSError as exc:
     assert 0 < obs.state["created"].value < 4096
 
 
-def test_opening_files_forever_runs_into_the_nofile_limit(guarded: Guarded) -> None:
+def test_opening_files_forever_runs_into_the_nofile_limit(guarded: Runner) -> None:
     """Opening descriptors forever fails with EMFILE below the nofile limit."""
     code = """
 import errno
@@ -439,7 +410,7 @@ opened = len(handles)
     ],
 )
 def test_an_output_flood_is_cut_at_the_cap(
-    guarded: Guarded, mode: str, code: str, stream: str, unit: str
+    guarded: Runner, mode: str, code: str, stream: str, unit: str
 ) -> None:
     """An output flood is output_limit_exceeded, with exactly the cap's bytes kept."""
     if mode == "pytest":
@@ -466,7 +437,7 @@ def test_an_output_flood_is_cut_at_the_cap(
         pytest.param(10_001, RunStatus.OUTPUT_LIMIT_EXCEEDED, id="one-over"),
     ],
 )
-def test_a_line_without_newline_at_the_cap(guarded: Guarded, size: int, status: RunStatus) -> None:
+def test_a_line_without_newline_at_the_cap(guarded: Runner, size: int, status: RunStatus) -> None:
     """One line with no newline is kept whole at the cap and cut one byte past it."""
     obs = guarded.script(f'import sys\nsys.stdout.write("y" * {size})\n', limits=OUTPUT_LIMIT)
     assert obs.status is status
@@ -490,7 +461,7 @@ def test_a_line_without_newline_at_the_cap(guarded: Guarded, size: int, status: 
         ),
     ],
 )
-def test_output_bytes_come_back_as_data(guarded: Guarded, fd: int, raw: bytes, text: str) -> None:
+def test_output_bytes_come_back_as_data(guarded: Runner, fd: int, raw: bytes, text: str) -> None:
     """NUL bytes and ANSI escapes are kept exactly; invalid UTF-8 becomes U+FFFD, no crash."""
     obs = guarded.script(f"import os\nos.write({fd}, {raw!r})\n")
     written, other = (obs.stdout, obs.stderr) if fd == 1 else (obs.stderr, obs.stdout)
@@ -527,7 +498,7 @@ except OSError as exc:
     ],
 )
 def test_no_tcp_connection_leaves_the_sandbox(
-    guarded: Guarded, host: str, port: int, outcome: list[str]
+    guarded: Runner, host: str, port: int, outcome: list[str]
 ) -> None:
     """TCP connects to the internet, the host's Redis or the bridge gateway all fail."""
     obs = guarded.script(f"HOST, PORT = {host!r}, {port}\n" + CONNECT, state=("outcome",))
@@ -535,7 +506,7 @@ def test_no_tcp_connection_leaves_the_sandbox(
     assert obs.state["outcome"].value == outcome
 
 
-def test_dns_lookups_fail(guarded: Guarded) -> None:
+def test_dns_lookups_fail(guarded: Runner) -> None:
     """socket.getaddrinfo fails with a gaierror (EAI_AGAIN): there is no resolver to reach."""
     code = """
 import socket
@@ -549,7 +520,7 @@ except OSError as exc:
     assert obs.state["outcome"].value == ["gaierror", -3]  # EAI_AGAIN
 
 
-def test_the_docker_socket_is_not_there(guarded: Guarded) -> None:
+def test_the_docker_socket_is_not_there(guarded: Runner) -> None:
     """/var/run/docker.sock (and /run/docker.sock) do not exist inside the sandbox."""
     code = """
 import errno, os, socket
@@ -570,7 +541,7 @@ except OSError as exc:
 
 
 def test_the_workers_environment_does_not_reach_the_snippet(
-    guarded: Guarded, monkeypatch: pytest.MonkeyPatch
+    guarded: Runner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A secret in the worker's environment is neither in os.environ nor in /proc/1/environ."""
     monkeypatch.setenv("GRADER_TEST_SECRET", PLANTED)
@@ -595,7 +566,7 @@ except OSError as exc:
 
 
 @pytest.mark.parametrize("env", [OLD_ENV, NEW_ENV])
-def test_the_snippet_runs_unprivileged(guarded: Guarded, env: str) -> None:
+def test_the_snippet_runs_unprivileged(guarded: Runner, env: str) -> None:
     """The snippet is uid 10001 with no capabilities, no_new_privs and a seccomp filter."""
     code = """
 status = {}
@@ -621,7 +592,7 @@ posture = {key: status[key] for key in keys}
     }
 
 
-def test_becoming_root_is_refused(guarded: Guarded) -> None:
+def test_becoming_root_is_refused(guarded: Runner) -> None:
     """os.setuid(0) and its relatives raise PermissionError (EPERM); the uid stays 10001."""
     code = """
 import errno, os
@@ -685,7 +656,7 @@ host = attempt(HOST)
     ],
 )
 def test_read_only_paths_cannot_be_written(
-    guarded: Guarded, host_file: HostFile, target: str, outcome: list[str]
+    guarded: Runner, host_file: HostFile, target: str, outcome: list[str]
 ) -> None:
     """Writes outside the tmpfs mounts fail (EROFS or EACCES); a host path is not even there."""
     obs = guarded.script(
@@ -735,7 +706,7 @@ outcomes = {
     ],
 )
 def test_planted_symlinks_lead_nowhere(
-    guarded: Guarded, host_file: HostFile, target: str | None, outcome: list[str]
+    guarded: Runner, host_file: HostFile, target: str | None, outcome: list[str]
 ) -> None:
     """Symlinks planted in /sandbox and /tmp (even as main.py) are never followed to anything."""
     aimed_at = target or str(host_file.path)
@@ -756,7 +727,7 @@ def test_planted_symlinks_lead_nowhere(
 
 
 @pytest.mark.parametrize("signame", ["SIGKILL", "SIGTERM", "SIGINT", "SIGSTOP"])
-def test_signalling_the_parent_cannot_stop_the_report(guarded: Guarded, signame: str) -> None:
+def test_signalling_the_parent_cannot_stop_the_report(guarded: Runner, signame: str) -> None:
     """The parent is PID 1, and no signal sent to it stops the normal report."""
     code = f"""
 import os, signal, time
@@ -773,7 +744,7 @@ print("still here")
     assert obs.stdout.text == "still here\n"
 
 
-def test_kill_minus_one_finds_nobody_to_kill(guarded: Guarded) -> None:
+def test_kill_minus_one_finds_nobody_to_kill(guarded: Runner) -> None:
     """os.kill(-1, SIGKILL) reaches no process (PID 1 is exempt): ProcessLookupError."""
     obs = guarded.script("import os, signal\nos.kill(-1, signal.SIGKILL)\n")
     assert obs.status is RunStatus.COMPLETED
@@ -781,7 +752,7 @@ def test_kill_minus_one_finds_nobody_to_kill(guarded: Guarded) -> None:
     assert obs.exception is not None and obs.exception.type == "ProcessLookupError"
 
 
-def test_killing_the_process_group_kills_only_the_snippet(guarded: Guarded) -> None:
+def test_killing_the_process_group_kills_only_the_snippet(guarded: Runner) -> None:
     """os.kill(0, SIGKILL) kills the snippet's process, but PID 1 still reports it."""
     obs = guarded.script("x = 1\nimport os, signal\nos.kill(0, signal.SIGKILL)\n", state=("x",))
     assert obs.status is RunStatus.COMPLETED
@@ -789,7 +760,7 @@ def test_killing_the_process_group_kills_only_the_snippet(guarded: Guarded) -> N
     _assert_killed_without_report(obs)
 
 
-def test_a_double_forked_orphan_does_not_hold_the_run(guarded: Guarded) -> None:
+def test_a_double_forked_orphan_does_not_hold_the_run(guarded: Runner) -> None:
     """A double-forked orphan is killed when the snippet exits; the run ends, not at the limit."""
     code = """
 import os, time
@@ -809,7 +780,7 @@ print("parent done")
     assert obs.stdout.text == "parent done\n"
 
 
-def test_a_setsid_daemon_does_not_hold_the_run(guarded: Guarded) -> None:
+def test_a_setsid_daemon_does_not_hold_the_run(guarded: Runner) -> None:
     """A setsid daemon is killed with the snippet: nothing it writes later is seen."""
     code = """
 import os, time
@@ -838,7 +809,7 @@ print("parent done")
 # exits and crashes --------------------------------------------------------------------------
 
 
-def test_os_exit_three_is_an_exit_without_a_report(guarded: Guarded) -> None:
+def test_os_exit_three_is_an_exit_without_a_report(guarded: Runner) -> None:
     """os._exit(3) is observed as exit code 3 with the child report missing."""
     obs = guarded.script("x = 1\nimport os\nos._exit(3)\n", state=("x",))
     assert obs.status is RunStatus.COMPLETED
@@ -858,7 +829,7 @@ def test_os_exit_three_is_an_exit_without_a_report(guarded: Guarded) -> None:
     ],
 )
 def test_system_exit_with_odd_codes_is_still_an_exception(
-    guarded: Guarded, code: str, exit_code: int, reported: object, stderr: str
+    guarded: Runner, code: str, exit_code: int, reported: object, stderr: str
 ) -> None:
     """SystemExit with a list, a negative or a wrapping code is an exception, exit as CPython's."""
     obs = guarded.script(code)
@@ -880,7 +851,7 @@ def test_system_exit_with_odd_codes_is_still_an_exception(
         ),
     ],
 )
-def test_keyboard_interrupt_is_an_exception_with_exit_130(guarded: Guarded, code: str) -> None:
+def test_keyboard_interrupt_is_an_exception_with_exit_130(guarded: Runner, code: str) -> None:
     """A KeyboardInterrupt is reported as that exception with exit code 130."""
     obs = guarded.script(code)
     assert obs.status is RunStatus.COMPLETED
@@ -889,7 +860,7 @@ def test_keyboard_interrupt_is_an_exception_with_exit_130(guarded: Guarded, code
     assert obs.exception is not None and obs.exception.type == "KeyboardInterrupt"
 
 
-def test_deep_recursion_is_a_recursion_error(guarded: Guarded) -> None:
+def test_deep_recursion_is_a_recursion_error(guarded: Runner) -> None:
     """Unbounded recursion is reported as RecursionError, the run completes."""
     obs = guarded.script("def f(n):\n    return f(n + 1)\n\nf(0)\n")
     assert obs.status is RunStatus.COMPLETED
@@ -899,7 +870,7 @@ def test_deep_recursion_is_a_recursion_error(guarded: Guarded) -> None:
     assert obs.exception.message == "maximum recursion depth exceeded"
 
 
-def test_lifting_the_limit_for_c_recursion_crashes_only_the_snippet(guarded: Guarded) -> None:
+def test_lifting_the_limit_for_c_recursion_crashes_only_the_snippet(guarded: Runner) -> None:
     """C-level recursion past the stack (repr of a deep list) kills the child with SIGSEGV."""
     code = """
 import sys
@@ -926,7 +897,7 @@ text = repr(nested)
         ),
     ],
 )
-def test_a_segfault_kills_only_the_snippet(guarded: Guarded, mode: str, code: str) -> None:
+def test_a_segfault_kills_only_the_snippet(guarded: Runner, mode: str, code: str) -> None:
     """ctypes.string_at(0) kills the child with signal 11; no report, no tests, run completes."""
     obs = guarded.pytest(code) if mode == "pytest" else guarded.script(code)
     assert obs.status is RunStatus.COMPLETED
@@ -937,7 +908,7 @@ def test_a_segfault_kills_only_the_snippet(guarded: Guarded, mode: str, code: st
     assert obs.state == {}
 
 
-def test_a_huge_int_to_str_is_a_value_error(guarded: Guarded) -> None:
+def test_a_huge_int_to_str_is_a_value_error(guarded: Runner) -> None:
     """str() of a 5001-digit int raises ValueError at the 4300-digit limit."""
     obs = guarded.script("x = 10 ** 5000\ntext = str(x)\n", state=("text",))
     assert obs.status is RunStatus.COMPLETED
@@ -988,7 +959,7 @@ libc = ctypes.CDLL(None, use_errno=True)
         ),
     ],
 )
-def test_seccomp_refuses_dangerous_syscalls(guarded: Guarded, call: str, outcome: object) -> None:
+def test_seccomp_refuses_dangerous_syscalls(guarded: Runner, call: str, outcome: object) -> None:
     """io_uring, AF_VSOCK sockets, user namespaces and mount are refused with EPERM."""
     obs = guarded.script(SYSCALL + call, state=("outcome",))
     assert obs.status is RunStatus.COMPLETED
@@ -998,7 +969,7 @@ def test_seccomp_refuses_dangerous_syscalls(guarded: Guarded, call: str, outcome
 # state between runs -------------------------------------------------------------------------
 
 
-def test_files_do_not_survive_into_the_next_run(guarded: Guarded) -> None:
+def test_files_do_not_survive_into_the_next_run(guarded: Runner) -> None:
     """Files written in /sandbox, /tmp and /dev/shm by one run are not there in the next."""
     first = guarded.script(
         "for path in ('/sandbox/leftover.txt', '/tmp/leftover', '/dev/shm/leftover'):\n"
@@ -1053,7 +1024,7 @@ os._exit(0)
     ],
 )
 def test_a_deeply_nested_child_report_only_makes_it_invalid(
-    guarded: Guarded, payload: bytes
+    guarded: Runner, payload: bytes
 ) -> None:
     """A deeply nested report written on the report pipe marks the child report invalid."""
     obs = guarded.script(f"PAYLOAD = {payload!r}\n" + WRITE_OWN_REPORT, state=("x",))
@@ -1063,7 +1034,7 @@ def test_a_deeply_nested_child_report_only_makes_it_invalid(
     assert obs.state == {}
 
 
-def test_a_flood_under_a_large_output_cap_is_still_an_output_limit(guarded: Guarded) -> None:
+def test_a_flood_under_a_large_output_cap_is_still_an_output_limit(guarded: Runner) -> None:
     """With a 3 MiB stdout cap, a flood is still output_limit_exceeded with the cap kept."""
     cap = 3 * 1024 * 1024
     obs = guarded.script('while True:\n    print("A" * 999)\n', limits=Limits(stdout_bytes=cap))
@@ -1072,7 +1043,7 @@ def test_a_flood_under_a_large_output_cap_is_still_an_output_limit(guarded: Guar
     assert len(obs.stdout.text) == cap
 
 
-def test_lone_surrogates_leave_a_json_serializable_observation(guarded: Guarded) -> None:
+def test_lone_surrogates_leave_a_json_serializable_observation(guarded: Runner) -> None:
     """A state value and an exception message with lone surrogates still serialize to JSON."""
     obs = guarded.script('x = "\\udcff"\nraise ValueError("\\ud800")\n', state=("x",))
     assert obs.status is RunStatus.COMPLETED

@@ -8,6 +8,7 @@ the attach stream's stdout, byte-capped. Docker's exceptions are translated into
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -38,7 +39,8 @@ from grader.domain import EnvironmentRef, Limits, Observation, RunRequest, RunSt
 from grader.errors import GraderError, HarnessProtocolError, ImageNotBuilt, SandboxError
 from grader.settings import SandboxSettings
 
-from .pool import WarmPool
+from .pool import Activity, WarmPool
+from .profiles import Profile, profile_for
 from .report import FinalReport, ReadyEvent, parse_line, to_observation
 from .seccomp import load_profile
 from .stream import AttachStream
@@ -51,6 +53,10 @@ BUILTIN_PROFILE = "builtin"
 """Use the seccomp profile shipped in ``seccomp.json``; ``None`` means the engine's default."""
 READY_TIMEOUT = 30.0
 """Seconds a fresh container may take to import its packages and say it is ready."""
+REMOVAL_DEFER_MAX = 5.0
+"""Seconds a finished container's removal may wait for a moment without runs."""
+PoolKey = tuple[str, Profile]
+"""What a warm container is ready for: an environment and a pre-import profile."""
 _TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
 
 
@@ -71,6 +77,7 @@ class Sandboxed:
     image: ResolvedImage
     limits: Limits
     expires: float
+    profile: Profile = Profile.FULL
 
 
 def host_config_kwargs(
@@ -136,7 +143,9 @@ class DockerSandbox:
         self._reaper: threading.Thread | None = None
         self.owner = owner or uuid.uuid4().hex[:12]
         self._images: dict[str, ResolvedImage] = {}
-        self.pool: WarmPool[Sandboxed] | None = None
+        self.activity = Activity()
+        """Runs in progress; refills and removals wait for a moment without any."""
+        self.pool: WarmPool[PoolKey, Sandboxed] | None = None
 
     @classmethod
     def from_env(cls, **kwargs: Any) -> DockerSandbox:
@@ -180,19 +189,25 @@ class DockerSandbox:
         self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
         self._reaper.start()
 
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        """A scope of latency-sensitive work: pool refills and removals wait until it ends."""
+        return self.activity.busy()
+
     def start_pool(
         self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
-    ) -> WarmPool[Sandboxed]:
-        """Keep ``size`` ready containers per environment (0 disables the pool)."""
+    ) -> WarmPool[PoolKey, Sandboxed]:
+        """Keep ``size`` ready containers per environment and profile (0 disables the pool)."""
+        profiles = [Profile.FULL, Profile.BARE] if self._preimport else [Profile.BARE]
         self.pool = WarmPool(
-            start=lambda env: self.prestart(env, limits, ttl=ttl),
+            start=lambda key: self.prestart(key[0], limits, ttl=ttl, profile=key[1]),
             destroy=self.destroy,
             alive=lambda warm: warm.expires > time.time() + 5,
-            environments=environments,
+            keys=[(env, profile) for env in environments for profile in profiles],
             size=size,
             accepts=lambda warm, wanted: (
                 _container_limits(warm.limits) == _container_limits(wanted)
             ),
+            activity=self.activity,
         )
         self.pool.start()
         return self.pool
@@ -242,15 +257,18 @@ class DockerSandbox:
 
     def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
         """Run ``request`` in a fresh container; what the snippet does is data in the result."""
-        warm = self.pool.take(environment, limits) if self.pool is not None else None
-        box = warm if warm is not None else self.prestart(environment, limits)
-        container_id = box.stream.container_id
-        try:
-            observation = self._execute(box, request, limits, pool_hit=warm is not None)
-        except BaseException as exc:
-            log.warning("sandbox_run_failed", container_id=container_id, error=repr(exc)[:300])
-            self.destroy(box)
-            raise
+        with self.busy():
+            profile = self.profile_for(environment, request)
+            key = (environment, profile)
+            warm = self.pool.take(key, limits) if self.pool is not None else None
+            box = warm if warm is not None else self.prestart(environment, limits, profile=profile)
+            container_id = box.stream.container_id
+            try:
+                observation = self._execute(box, request, limits, pool_hit=warm is not None)
+            except BaseException as exc:
+                log.warning("sandbox_run_failed", container_id=container_id, error=repr(exc)[:300])
+                self.destroy(box)
+                raise
         # The run is over and its report read: remove the container off the caller's path.
         box.stream.close()
         with self._removals_lock:
@@ -261,18 +279,31 @@ class DockerSandbox:
             environment=environment,
             status=observation.status.value,
             pool_hit=observation.pool_hit,
+            profile=box.profile.value,
             wall_seconds=observation.wall_seconds,
         )
         return observation
 
-    def prestart(self, environment: str, limits: Limits, *, ttl: float | None = None) -> Sandboxed:
+    def profile_for(self, environment: str, request: RunRequest) -> Profile:
+        """The pre-import profile a run of ``request`` should start from."""
+        image = self.resolve(environment)
+        return profile_for(request, image.preimport if self._preimport else ())
+
+    def prestart(
+        self,
+        environment: str,
+        limits: Limits,
+        *,
+        ttl: float | None = None,
+        profile: Profile = Profile.FULL,
+    ) -> Sandboxed:
         """Create and start a container, and wait until its harness has pre-imported."""
         image = self.resolve(environment)
         lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
         expires = time.time() + lifetime
         container_id: str | None = None
         try:
-            container_id = self._create(image, limits, expires)
+            container_id = self._create(image, limits, expires, profile)
             stream = self._attach_and_start(container_id)
         except docker.errors.DockerException as exc:
             if isinstance(exc, docker.errors.ImageNotFound):
@@ -280,7 +311,7 @@ class DockerSandbox:
             if container_id is not None:
                 self._remove(container_id)
             raise SandboxError(f"cannot start a sandbox for {environment}: {exc}") from None
-        box = Sandboxed(stream, image, limits, expires)
+        box = Sandboxed(stream, image, limits, expires, profile)
         try:
             self._await_ready(box)
         except BaseException:
@@ -293,12 +324,14 @@ class DockerSandbox:
         box.stream.close()
         self._remove(box.stream.container_id)
 
-    def _create(self, image: ResolvedImage, limits: Limits, expires: float) -> str:
+    def _create(
+        self, image: ResolvedImage, limits: Limits, expires: float, profile: Profile
+    ) -> str:
         api = self._client.api
         host_config = api.create_host_config(
             **host_config_kwargs(limits, seccomp=self._seccomp, runtime=self._runtime)
         )
-        modules = image.preimport if self._preimport else ()
+        modules = image.preimport if self._preimport and profile is Profile.FULL else ()
         command = [*HARNESS_COMMAND, "--preimport", *modules]
         created = api.create_container(
             image=image.environment.image_id,
@@ -428,6 +461,7 @@ class DockerSandbox:
         return state
 
     def _remove_quietly(self, container_id: str) -> None:
+        self.activity.wait_quiet(REMOVAL_DEFER_MAX)  # upkeep: not while a run is going on
         try:
             self._remove(container_id)
         except SandboxError as exc:  # the reaper gets it later; never lose the verdict
@@ -451,11 +485,8 @@ class DockerSandbox:
 
     def reap(self, *, owner: str | None = None, expired_only: bool = False) -> int:
         """Remove sandbox containers left behind: one owner's, expired ones, or all."""
-        filters: dict[str, list[str]] = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}"]}
-        if owner is not None:
-            filters["label"].append(f"{LABEL_OWNER}={owner}")
         try:
-            found = self._client.api.containers(all=True, filters=filters)
+            found = self._client.api.containers(all=True, filters=_sandbox_filter(owner))
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot list sandbox containers: {exc}") from None
         now = time.time()
@@ -470,13 +501,21 @@ class DockerSandbox:
 
     def count_containers(self, *, owner: str | None = None) -> int:
         """How many sandbox containers exist (of one owner, or in all)."""
-        filters: dict[str, list[str]] = {"label": [f"{LABEL_ROLE}={ROLE_SANDBOX}"]}
-        if owner is not None:
-            filters["label"].append(f"{LABEL_OWNER}={owner}")
         try:
-            return len(self._client.api.containers(all=True, filters=filters, quiet=True))
+            found = self._client.api.containers(
+                all=True, filters=_sandbox_filter(owner), quiet=True
+            )
+            return len(found)
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot list sandbox containers: {exc}") from None
+
+
+def _sandbox_filter(owner: str | None) -> dict[str, list[str]]:
+    """The label filter of our sandbox containers (one owner's, or everyone's)."""
+    labels = [f"{LABEL_ROLE}={ROLE_SANDBOX}"]
+    if owner is not None:
+        labels.append(f"{LABEL_OWNER}={owner}")
+    return {"label": labels}
 
 
 def _container_limits(limits: Limits) -> tuple[object, ...]:

@@ -282,3 +282,44 @@ def test_settings_read_nested_environment_variables(monkeypatch: pytest.MonkeyPa
     assert settings.redis.url == "redis://example:1/2"
     assert settings.api.keys[0].id == "a"
     assert settings.sandbox.defaults.wall_seconds == 7
+
+
+@pytest.mark.asyncio
+async def test_post_with_wait_answers_202_when_no_verdict_comes(api: httpx.AsyncClient) -> None:
+    """Without a worker, POST ?wait= gives up after the wait and answers as a plain POST."""
+    response = await api.post(
+        "/v1/submissions",
+        params={"wait": 0.3},
+        headers=SUBMITTER,
+        json={"challenge_id": Q4, "code": "x = 1\n"},
+    )
+    assert response.status_code == 202
+    assert response.json()["status"] == "queued"
+    assert response.headers["location"] == f"/v1/submissions/{response.json()['id']}"
+
+
+@pytest.mark.asyncio
+async def test_post_with_wait_answers_200_with_a_final_verdict(api: httpx.AsyncClient) -> None:
+    """A choice is final at once: with ?wait= the POST says so with 200 and the verdict."""
+    response = await api.post(
+        "/v1/submissions",
+        params={"wait": 5},
+        headers=SUBMITTER,
+        json={"challenge_id": Q5, "choice": "B"},
+    )
+    assert response.status_code == 200
+    assert (response.json()["status"], response.json()["result"]["status"]) == ("done", "passed")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("wait", [-1, 31])
+async def test_post_wait_out_of_range_is_422(api: httpx.AsyncClient, wait: float) -> None:
+    """The wait is between 0 and 30 seconds, as for the GET long-poll."""
+    response = await api.post(
+        "/v1/submissions",
+        params={"wait": wait},
+        headers=SUBMITTER,
+        json={"challenge_id": Q5, "choice": "B"},
+    )
+    assert response.status_code == 422
+    assert "wait" in response.text

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from grader.domain import Limits
 from grader.errors import SandboxError
 from worker.sandbox import WarmPool
+from worker.sandbox.pool import Activity
 
 
 @dataclass
@@ -36,13 +39,13 @@ class Factory:
         with self.lock:
             self.destroyed.append(item.number)
 
-    def pool(self, size: int, envs: tuple[str, ...] = ("a", "b")) -> WarmPool[Fake]:
+    def pool(self, size: int, envs: tuple[str, ...] = ("a", "b")) -> WarmPool[str, Fake]:
         return WarmPool(
             start=self.start,
             destroy=self.destroy,
             alive=lambda item: item.alive,
             accepts=lambda item, limits: item.limits.memory_mib == limits.memory_mib,
-            environments=list(envs),
+            keys=list(envs),
             size=size,
         )
 
@@ -132,3 +135,118 @@ def test_start_failures_are_survived() -> None:
     assert pool.wait_until_full(0.5) is False
     assert pool.take("a", Limits()) is None
     pool.close()
+
+
+def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
+def test_refill_waits_while_a_run_is_busy() -> None:
+    """With a sandbox still ready, the refill waits until no busy scope is open."""
+    factory = Factory()
+    activity = Activity()
+    pool = WarmPool(
+        start=factory.start,
+        destroy=factory.destroy,
+        alive=lambda item: item.alive,
+        accepts=lambda item, limits: True,
+        keys=["a"],
+        size=2,
+        activity=activity,
+    )
+    pool.start()
+    assert pool.wait_until_full(5)
+    with activity.busy():
+        assert pool.take("a", Limits()) is not None
+        time.sleep(0.3)
+        assert pool.ready_count("a") == 1
+        assert pool.deferred == 1
+    assert pool.wait_until_full(5)
+    assert pool.ready_count("a") == 2
+    pool.close()
+
+
+def test_refill_does_not_wait_when_the_key_is_empty() -> None:
+    """An empty key would make the next submission start cold: refill at once, busy or not."""
+    factory = Factory()
+    activity = Activity()
+    pool = WarmPool(
+        start=factory.start,
+        destroy=factory.destroy,
+        alive=lambda item: item.alive,
+        accepts=lambda item, limits: True,
+        keys=["a"],
+        size=1,
+        activity=activity,
+    )
+    pool.start()
+    assert pool.wait_until_full(5)
+    with activity.busy():
+        assert pool.take("a", Limits()) is not None
+        assert _eventually(lambda: pool.ready_count("a") == 1)
+    assert pool.deferred == 0
+    pool.close()
+
+
+def test_refill_waits_at_most_defer_max() -> None:
+    """Under a load that never pauses, a deferred refill still happens after defer_max."""
+    factory = Factory()
+    activity = Activity()
+    pool = WarmPool(
+        start=factory.start,
+        destroy=factory.destroy,
+        alive=lambda item: item.alive,
+        accepts=lambda item, limits: True,
+        keys=["a"],
+        size=2,
+        activity=activity,
+        defer_max=0.2,
+    )
+    pool.start()
+    assert pool.wait_until_full(5)
+    with activity.busy():
+        assert pool.take("a", Limits()) is not None
+        started = time.monotonic()
+        assert _eventually(lambda: pool.ready_count("a") == 2)
+        assert time.monotonic() - started >= 0.15
+    pool.close()
+
+
+def test_wait_quiet_sees_a_pause_between_two_busy_scopes() -> None:
+    """A quiet moment counts even if the next scope opened before the waiter woke up."""
+    activity = Activity()
+    entered, release = threading.Event(), threading.Event()
+
+    def back_to_back() -> None:
+        with activity.busy():
+            entered.set()
+            release.wait(5)
+        with activity.busy():
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=back_to_back)
+    worker.start()
+    assert entered.wait(5)
+    result: list[bool] = []
+    waiter = threading.Thread(target=lambda: result.append(activity.wait_quiet(5)))
+    waiter.start()
+    time.sleep(0.05)
+    release.set()
+    waiter.join(5)
+    assert result == [True]
+    assert activity.busy_count == 1  # the second scope is still open
+    worker.join(5)
+    assert activity.wait_quiet(0) is True
+    assert activity.busy_count == 0
+
+
+def test_wait_quiet_times_out_while_busy() -> None:
+    activity = Activity()
+    with activity.busy(), activity.busy():
+        assert activity.busy_count == 2
+        assert activity.wait_quiet(0.05) is False
