@@ -21,6 +21,12 @@ from typing import Any
 PROC_STAT = Path("/proc/stat")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
+PACED_GAP = 0.25
+"""Idle seconds before every paced arrival, the same for every variant. On this kind of host
+each process hop pays milliseconds of wake-up after an idle spell (a Redis GET: 0.07 ms hot,
+3-6 ms after 0.2-0.5 s idle), so arrivals must follow the same quiet gap in every variant, or
+whichever variant's ``between`` ends busiest looks fastest."""
+
 
 @dataclass
 class Sample:

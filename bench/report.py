@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .common import PhaseResult
+from .common import PACED_GAP, PhaseResult
 
 CONCURRENCY = (1, 2, 4, 8)
 VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e")
@@ -258,7 +258,9 @@ def write_markdown(run: Run, path: Path, png_name: str) -> None:
         "seed Q1 snippet. The runner alone (warm pool, no HTTP/queue) and the tiny script are "
         "shown too. Every value is measured in this run; nothing is asserted. *Paced*: one "
         "submission at a time, each arriving when the pool is full again (the latency a warm "
-        "pool is built to give). *Back-to-back*: the c=1 closed loop, the next submission "
+        f"pool is built to give), after the same {PACED_GAP:g} s idle gap in every variant "
+        "(the lower bound too: on this host each process hop is slower after an idle "
+        "spell). *Back-to-back*: the c=1 closed loop, the next submission "
         "right after the previous answer, so the pool drains whenever runs are faster than "
         "its refill (the same load every other variant gets). Speed-ups use epicbox's p50 at "
         "c=1, overheads the lower bound's paced p50.",

@@ -42,6 +42,7 @@ from rich.progress import (
 from rich.table import Table
 
 from .common import (
+    PACED_GAP,
     CpuMeter,
     PhasePlan,
     PhaseResult,
@@ -301,6 +302,7 @@ class Bench:
             if self.stop.is_set():
                 raise Stopped
             variant.between()  # untimed: e.g. the pool is full again before the next arrival
+            time.sleep(PACED_GAP)
             t0 = time.monotonic()
             try:
                 samples.append(variant.submit(workload))

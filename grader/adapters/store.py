@@ -1,7 +1,8 @@
 """The submission store in Redis: submissions, results, idempotency keys and counters.
 
 One JSON document per submission under ``grader:sub:<id>``, kept for the retention period.
-Completion is published on ``grader:done:<id>`` so long-polls wake at once.
+Completion is published on ``grader:done:<id>``, with the stored record as the message, so
+long-polls wake at once and answer without reading it back.
 """
 
 from __future__ import annotations
@@ -108,13 +109,15 @@ class SubmissionStore:
         submission.status = SubmissionStatus.FAILED if failed else SubmissionStatus.DONE
         submission.verdict = verdict
         submission.finished_at = now()
+        submission.updated_at = submission.finished_at
         submission.error = error
         if packages is not None:
             submission.environment_packages = packages
-        self.save(submission)
+        body = submission.model_dump_json()
         latency = (submission.finished_at - submission.created_at).total_seconds()
-        try:
+        try:  # one round trip: the record, the counters, and the news with the record itself
             pipe = self._redis.pipeline()
+            pipe.set(f"{SUB}{submission.id}", body, ex=self._retention)
             pipe.hincrby(STATS, f"verdict:{verdict.status.value}", 1)
             if verdict.status.value == "sandbox_error":
                 pipe.hincrby(STATS, "sandbox_failures", 1)
@@ -123,7 +126,7 @@ class SubmissionStore:
                     pipe.hincrby(LATENCY, f"le:{bound}", 1)
             pipe.hincrby(LATENCY, "count", 1)
             pipe.hincrbyfloat(LATENCY, "sum", latency)
-            pipe.publish(f"{DONE_CHANNEL}{submission.id}", submission.status.value)
+            pipe.publish(f"{DONE_CHANNEL}{submission.id}", body)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot record the result of {submission.id}: {exc}") from None

@@ -146,8 +146,26 @@ async def get_submission(
 
 async def _visible(state: ApiState, key: ApiKey, submission_id: str) -> Submission:
     submission = await run_in_threadpool(state.store.get, submission_id)
+    return _shown_to(key, submission_id, submission)
+
+
+def _shown_to(key: ApiKey, submission_id: str, submission: Submission | None) -> Submission:
     if submission is None or (submission.key_id != key.id and not has_role(key, Role.ADMIN)):
         raise NotFound(f"no submission {submission_id!r}")
+    return submission
+
+
+def _published(submission_id: str, message: dict[str, Any] | None) -> Submission | None:
+    """The final record carried by a completion message, if it is one."""
+    data = message.get("data") if message else None
+    if not isinstance(data, bytes | str):
+        return None
+    try:
+        submission = Submission.model_validate_json(data)
+    except ValueError:
+        return None
+    if submission.id != submission_id or submission.status not in FINAL:
+        return None
     return submission
 
 
@@ -165,6 +183,9 @@ async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float
             message = await pubsub.get_message(
                 ignore_subscribe_messages=True, timeout=min(remaining, 1.0)
             )
+            published = _published(submission_id, message)
+            if published is not None:
+                return _shown_to(key, submission_id, published)
             if message is None and remaining > 1.0:
                 await asyncio.sleep(0)
             submission = await _visible(state, key, submission_id)

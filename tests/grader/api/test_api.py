@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import httpx
 import pytest
 
+from grader.adapters.store import SubmissionStore
 from grader.api.app import create_app
 from grader.api.security import hash_key
+from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import ConfigError
 from grader.settings import ApiKey, ApiSettings, Settings
 from tests.services import (
@@ -323,3 +328,37 @@ async def test_post_wait_out_of_range_is_422(api: httpx.AsyncClient, wait: float
     )
     assert response.status_code == 422
     assert "wait" in response.text
+
+
+@pytest.mark.asyncio
+async def test_long_poll_answers_with_the_published_record(
+    api: httpx.AsyncClient, redis_server: RedisServer
+) -> None:
+    """A GET ?wait= wakes on the completion message and answers with the verdict in it."""
+    created = await api.post(
+        "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q4, "code": "x = 1\n"}
+    )
+    submission_id = created.json()["id"]
+    store = SubmissionStore.from_url(redis_server.url, retention_seconds=60)
+
+    async def finish_soon() -> None:  # what a worker does, without one
+        await asyncio.sleep(0.3)
+        submission = store.get(submission_id)
+        assert submission is not None
+        store.finish(submission, Verdict(status=VerdictStatus.PASSED, reason="by hand"))
+
+    started = time.monotonic()
+    finisher = asyncio.create_task(finish_soon())
+    response = await api.get(
+        f"/v1/submissions/{submission_id}", params={"wait": 10}, headers=SUBMITTER
+    )
+    await finisher
+    store.client.close()
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["result"]["status"], body["result"]["reason"]) == (
+        "done",
+        "passed",
+        "by hand",
+    )
+    assert time.monotonic() - started < 5  # woken by the message, not by the 10 s timeout
