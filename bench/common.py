@@ -49,6 +49,8 @@ class PhasePlan:
     min_count: int
     max_count: int
     duration: float
+    paced: bool = False
+    """One at a time, ``Variant.between`` before each arrival (see ``PACED_GAP``)."""
 
 
 @dataclass

@@ -290,7 +290,7 @@ class Bench:
     ) -> PhaseResult:
         """c=1 with the pool full at every arrival: the latency a warm pool is built for."""
         name = f"{SHORT[variant.key]} · {workload.label} · paced"
-        plan = PhasePlan(1, self.paced_count, self.paced_count, 0.0)
+        plan = PhasePlan(1, self.paced_count, self.paced_count, 0.0, paced=True)
         progress.update(task, description=f"{name}: preparing", total=plan.min_count, completed=0)
         variant.before_phase(workload, plan)
         progress.update(task, description=name)

@@ -30,6 +30,7 @@ from grader.constants import LABEL_PREFIX, SANDBOX_UID
 from grader.domain import Limits, Observation, RunMode, RunStatus, TestOutcome
 from worker.sandbox import DockerSandbox
 from worker.sandbox.docker_sandbox import Sandboxed
+from worker.sandbox.profiles import Profile
 
 from .common import PhasePlan, Sample
 from .workloads import ENVIRONMENT, Workload
@@ -130,9 +131,9 @@ class _Ours(Variant):
 class LowerBound(_Ours):
     """The work itself: the harness in an already started, pre-imported container.
 
-    ``prestart`` happens before the phase (untimed); only ``_execute`` (send the submission,
-    the harness writes, compiles, forks, runs, reports) is timed; the containers are removed
-    after the phase, outside its CPU window.
+    ``prestart`` happens before the phase, or before each paced arrival (untimed); only
+    ``_execute`` (send the submission, the harness writes, compiles, forks, runs, reports) is
+    timed; the containers are removed after the phase, outside its CPU window.
     """
 
     key = "lower"
@@ -145,24 +146,24 @@ class LowerBound(_Ours):
         self._ready: queue.SimpleQueue[Sandboxed] = queue.SimpleQueue()
         self._used: list[Sandboxed] = []
         self._lock = threading.Lock()
+        self._profile = Profile.FULL
 
     def plan_for(self, plan: PhasePlan) -> PhasePlan:
         return replace(plan, max_count=plan.min_count, duration=0.0)
 
     def before_phase(self, workload: Workload, plan: PhasePlan) -> None:
         assert self.sandbox is not None  # noqa: S101
-        sandbox = self.sandbox
-
         # The container a warm run of this workload would get: the same pre-import profile.
-        profile = sandbox.profile_for(ENVIRONMENT, workload.request)
-
-        def prestart() -> None:
-            box = sandbox.prestart(ENVIRONMENT, LIMITS, ttl=600, profile=profile)
-            self._ready.put(box)
-
+        self._profile = self.sandbox.profile_for(ENVIRONMENT, workload.request)
+        if plan.paced:
+            return  # ``between`` starts one fresh container before each arrival
         with ThreadPoolExecutor(self.prestart_threads) as pool:
-            for future in [pool.submit(prestart) for _ in range(plan.min_count)]:
+            for future in [pool.submit(self._prestart) for _ in range(plan.min_count)]:
                 future.result()
+
+    def _prestart(self) -> None:
+        assert self.sandbox is not None  # noqa: S101
+        self._ready.put(self.sandbox.prestart(ENVIRONMENT, LIMITS, ttl=600, profile=self._profile))
 
     def submit(self, workload: Workload) -> Sample:
         assert self.sandbox is not None  # noqa: S101
@@ -174,13 +175,20 @@ class LowerBound(_Ours):
         return replace(self._sample(workload, obs, time.monotonic() - started), pool_hit=None)
 
     def between(self) -> None:
-        """Remove the containers already used, so their exit does not overlap the next run."""
+        """Paced: remove the used containers, then start the next one just before it is used.
+
+        A container that became ready shortly before runs the work faster than one that
+        waited through a whole phase (Q1 p50 here: 0.070 s against 0.082 s, and the warm pool
+        beat that older lower bound), so the lower bound, like the pool, uses a container
+        started just before the arrival.
+        """
         assert self.sandbox is not None  # noqa: S101
         with self._lock:
             boxes, self._used = self._used, []
         for box in boxes:
             with contextlib.suppress(Exception):
                 self.sandbox.destroy(box)
+        self._prestart()
 
     def after_phase(self) -> None:
         assert self.sandbox is not None  # noqa: S101
