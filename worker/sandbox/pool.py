@@ -119,13 +119,18 @@ class WarmPool(Generic[K, T]):
         self._thread.start()
 
     def take(self, key: K, limits: Limits) -> T | None:
-        """A ready sandbox for ``key`` whose fixed limits match, or None."""
+        """A ready sandbox for ``key`` whose fixed limits match, or None.
+
+        The most recently started one goes first. On a shared host a sandbox's memory goes
+        cold while it waits: the seed's Q1 ran in 60 ms in a container ready for 0.25 s,
+        68 ms after 3 s and 87 ms after 8 s. Older ones are recycled at their expiry.
+        """
         unusable: list[T] = []
         found: T | None = None
         with self._lock:
             queue = self._ready.get(key)
             while queue:
-                item = queue.popleft()
+                item = queue.pop()  # the newest: still warm in the CPU caches
                 self._lock.notify_all()
                 if self._accepts(item, limits) and self._alive(item):
                     found = item

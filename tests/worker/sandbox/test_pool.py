@@ -250,3 +250,15 @@ def test_wait_quiet_times_out_while_busy() -> None:
     with activity.busy(), activity.busy():
         assert activity.busy_count == 2
         assert activity.wait_quiet(0.05) is False
+
+
+def test_take_hands_out_the_newest_first() -> None:
+    """The most recently started sandbox is handed out first (warmest in the CPU caches)."""
+    factory = Factory()
+    pool = factory.pool(3, envs=("a",))
+    pool.start()
+    assert pool.wait_until_full(5)
+    pool.close()  # stop refilling; put the items back in their order by hand
+    pool._ready["a"].extend(Fake("a", n, Limits()) for n in (10, 11, 12))
+    taken = [pool.take("a", Limits()) for _ in range(3)]
+    assert [item.number for item in taken if item] == [12, 11, 10]
