@@ -151,11 +151,14 @@ def test_pool_is_drained_on_close(built_environments: list[str]) -> None:
 
 def test_reaper_removes_expired_containers_only(box: DockerSandbox) -> None:
     """Containers past their expiry label are reaped; live ones are left alone."""
-    expired = box.prestart(OLD_ENV, Limits(), ttl=-1)
-    live = box.prestart(OLD_ENV, Limits())
+    # Expiring shortly after it is ready, not before: every worker's reaper (the session's
+    # Celery worker runs one) removes expired containers of any owner, even while starting.
+    expired = box.prestart(OLD_ENV, Limits(), ttl=2, profile=Profile.BARE)
+    live = box.prestart(OLD_ENV, Limits(), profile=Profile.BARE)
     labels = docker.from_env().api.inspect_container(expired.stream.container_id)
-    assert int(labels["Config"]["Labels"][LABEL_EXPIRES]) < time.time()
-    assert box.reap(expired_only=True) >= 1
+    expires = int(labels["Config"]["Labels"][LABEL_EXPIRES])
+    time.sleep(max(0.0, expires - time.time()) + 0.1)
+    assert box.reap(owner=box.owner, expired_only=True) == 1
     ids = {c.id for c in docker.from_env().containers.list(all=True)}
     assert expired.stream.container_id not in ids
     assert live.stream.container_id in ids
