@@ -39,7 +39,13 @@ class Factory:
         with self.lock:
             self.destroyed.append(item.number)
 
-    def pool(self, size: int, envs: tuple[str, ...] = ("a", "b")) -> WarmPool[str, Fake]:
+    def pool(
+        self,
+        size: int,
+        envs: tuple[str, ...] = ("a", "b"),
+        activity: Activity | None = None,
+        defer_max: float = 5.0,
+    ) -> WarmPool[str, Fake]:
         return WarmPool(
             start=self.start,
             destroy=self.destroy,
@@ -47,6 +53,8 @@ class Factory:
             accepts=lambda item, limits: item.limits.memory_mib == limits.memory_mib,
             keys=list(envs),
             size=size,
+            activity=activity,
+            defer_max=defer_max,
         )
 
 
@@ -150,15 +158,7 @@ def test_refill_waits_while_a_run_is_busy() -> None:
     """With a sandbox still ready, the refill waits until no busy scope is open."""
     factory = Factory()
     activity = Activity()
-    pool = WarmPool(
-        start=factory.start,
-        destroy=factory.destroy,
-        alive=lambda item: item.alive,
-        accepts=lambda item, limits: True,
-        keys=["a"],
-        size=2,
-        activity=activity,
-    )
+    pool = factory.pool(2, envs=("a",), activity=activity)
     pool.start()
     assert pool.wait_until_full(5)
     with activity.busy():
@@ -175,15 +175,7 @@ def test_refill_does_not_wait_when_the_key_is_empty() -> None:
     """An empty key would make the next submission start cold: refill at once, busy or not."""
     factory = Factory()
     activity = Activity()
-    pool = WarmPool(
-        start=factory.start,
-        destroy=factory.destroy,
-        alive=lambda item: item.alive,
-        accepts=lambda item, limits: True,
-        keys=["a"],
-        size=1,
-        activity=activity,
-    )
+    pool = factory.pool(1, envs=("a",), activity=activity)
     pool.start()
     assert pool.wait_until_full(5)
     with activity.busy():
@@ -197,16 +189,7 @@ def test_refill_waits_at_most_defer_max() -> None:
     """Under a load that never pauses, a deferred refill still happens after defer_max."""
     factory = Factory()
     activity = Activity()
-    pool = WarmPool(
-        start=factory.start,
-        destroy=factory.destroy,
-        alive=lambda item: item.alive,
-        accepts=lambda item, limits: True,
-        keys=["a"],
-        size=2,
-        activity=activity,
-        defer_max=0.2,
-    )
+    pool = factory.pool(2, envs=("a",), activity=activity, defer_max=0.2)
     pool.start()
     assert pool.wait_until_full(5)
     with activity.busy():
