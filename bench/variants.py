@@ -335,9 +335,14 @@ class Baseline(Variant):
 
 def remove_labelled(label: str, value: str) -> int:
     """Force-remove the containers carrying ``label=value`` (this run's, nobody else's)."""
+    return _remove_matching({"label": f"{label}={value}"})
+
+
+def _remove_matching(filters: dict[str, str]) -> int:
+    """Force-remove every container the engine lists for ``filters``; how many it listed."""
     client = docker.from_env(timeout=60)
     try:
-        found = client.api.containers(all=True, filters={"label": f"{label}={value}"})
+        found = client.api.containers(all=True, filters=filters)
         for entry in found:
             with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 client.api.remove_container(entry["Id"], force=True)
@@ -518,12 +523,4 @@ class Epicbox(Variant):
 
 def remove_named(prefix: str) -> int:
     """Force-remove containers whose name starts with ``prefix`` (one run's epicbox boxes)."""
-    client = docker.from_env(timeout=60)
-    try:
-        found = client.api.containers(all=True, filters={"name": f"^/{prefix}"})
-        for entry in found:
-            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
-                client.api.remove_container(entry["Id"], force=True)
-        return len(found)
-    finally:
-        client.close()
+    return _remove_matching({"name": f"^/{prefix}"})

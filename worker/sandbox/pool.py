@@ -105,7 +105,7 @@ class WarmPool(Generic[K, T]):
         self.hits = 0
         self.misses = 0
         self.deferred = 0
-        """Refills that waited for a quiet moment (for the logs and the benchmark)."""
+        """How many refills waited for a quiet moment (diagnostics and tests)."""
 
     @property
     def size(self) -> int:

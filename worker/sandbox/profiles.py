@@ -23,7 +23,7 @@ class Profile(StrEnum):
     BARE = "bare"
 
 
-_MAX_PARSED_BYTES = 256 * 1024
+_MAX_PARSED_CHARS = 256 * 1024
 _STDLIB = frozenset(sys.stdlib_module_names)
 
 
@@ -43,7 +43,7 @@ def profile_for(request: RunRequest, preimport: tuple[str, ...]) -> Profile:
 
 def imported_roots(source: str) -> frozenset[str] | None:
     """The top-level modules a source imports absolutely; None when it cannot be told."""
-    if len(source) > _MAX_PARSED_BYTES:
+    if len(source) > _MAX_PARSED_CHARS:
         return None
     try:
         with warnings.catch_warnings():

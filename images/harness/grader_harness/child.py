@@ -181,25 +181,10 @@ def run_pytest(
     """Run pytest on the snippet file with the environment's own pytest-asyncio."""
     import pytest
 
-    from .pytest_plugin import Collector, QuietTerminal
+    from .pytest_plugin import Collector, QuietTerminal, pytest_args
 
     collector = Collector(snippet_files, path)
-    args = [
-        path,
-        "-p",
-        "no:cacheprovider",
-        "-p",
-        "no:terminal",
-        "--capture=tee-sys",
-        "--rootdir",
-        os.path.dirname(path),
-        "-o",
-        "asyncio_mode=strict",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-        "-W",
-        "ignore::DeprecationWarning",
-    ]
+    args = pytest_args(path, os.path.dirname(path))
     exception: dict[str, Any] | None = None
     exit_code = 0
     try:

@@ -14,6 +14,29 @@ from .child import clip, describe_exception, safe_str
 from .protocol import MAX_MESSAGE_CHARS, MAX_TEST_OUTPUT_CHARS, MAX_TESTS, MAX_TRACEBACK_CHARS
 
 
+def pytest_args(path: str, rootdir: str) -> list[str]:
+    """The one command line for a pytest run: the snippet's, and the supervisor's warm-up.
+
+    They must match, or the warm-up loads other plugins and settings than the run uses.
+    """
+    return [
+        path,
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:terminal",
+        "--capture=tee-sys",
+        "--rootdir",
+        rootdir,
+        "-o",
+        "asyncio_mode=strict",
+        "-o",
+        "asyncio_default_fixture_loop_scope=function",
+        "-W",
+        "ignore::DeprecationWarning",
+    ]
+
+
 class _QuietReporter:
     """Stands in for pytest's terminal reporter (disabled so it cannot write to stdout).
 

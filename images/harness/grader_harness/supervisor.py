@@ -477,7 +477,7 @@ def warm_pytest() -> None:
     """
     import pytest
 
-    from .pytest_plugin import QuietTerminal
+    from .pytest_plugin import QuietTerminal, pytest_args
 
     folder = "/tmp/grader-warmup"  # noqa: S108  the container's private tmpfs
     os.makedirs(folder, exist_ok=True)
@@ -489,25 +489,7 @@ def warm_pytest() -> None:
     try:
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
-        pytest.main(
-            [
-                path,
-                "-p",
-                "no:cacheprovider",
-                "-p",
-                "no:terminal",
-                "--capture=tee-sys",
-                "--rootdir",
-                folder,
-                "-o",
-                "asyncio_mode=strict",
-                "-o",
-                "asyncio_default_fixture_loop_scope=function",
-                "-W",
-                "ignore::DeprecationWarning",
-            ],
-            plugins=[QuietTerminal()],
-        )
+        pytest.main(pytest_args(path, folder), plugins=[QuietTerminal()])
     finally:
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)

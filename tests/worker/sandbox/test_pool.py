@@ -218,7 +218,7 @@ def test_wait_quiet_sees_a_pause_between_two_busy_scopes() -> None:
     result: list[bool] = []
     waiter = threading.Thread(target=lambda: result.append(activity.wait_quiet(5)))
     waiter.start()
-    time.sleep(0.05)
+    assert _eventually(lambda: len(activity._cond._waiters) == 1)  # type: ignore[attr-defined]
     release.set()
     waiter.join(5)
     assert result == [True]
