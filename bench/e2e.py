@@ -194,6 +194,7 @@ class EndToEnd(Variant):
     def submit(self, workload: Workload) -> Sample:
         client = self._client()
         started = time.monotonic()
+        sent_at = time.time()
         created = client.post(
             "/v1/submissions",
             params={"wait": 30},
@@ -209,7 +210,7 @@ class EndToEnd(Variant):
             response.raise_for_status()
             body = response.json()
         latency = time.monotonic() - started
-        return _sample(workload, body, latency)
+        return _sample(workload, body, latency, (sent_at, time.time()))
 
     def close(self) -> None:
         for client in self._clients:
@@ -282,30 +283,43 @@ def _all_idle(container_ids: list[str]) -> bool:
     return all(_cpu_usage(i) == v for i, v in before.items())
 
 
-def _parts(body: dict[str, Any], observation: dict[str, Any]) -> dict[str, float]:
-    """Queue wait and worker time from the submission's own timestamps (API clock)."""
+def _parts(
+    body: dict[str, Any], observation: dict[str, Any], client: tuple[float, float]
+) -> dict[str, float]:
+    """Where the time went, from the submission's own timestamps (one host, one clock).
+
+    ``accept``: the POST sent to the record created (HTTP, auth, rate limit); ``queued``: to
+    the worker starting it; ``worker``: to the verdict stored; ``answer``: from there to the
+    client holding it (the publish, the API waking, the response).
+    """
     stamps = {}
     for name in ("created_at", "started_at", "finished_at"):
         value = body.get(name)
         if value:
             stamps[name] = datetime.fromisoformat(value).timestamp()
     parts: dict[str, float] = {}
+    if "created_at" in stamps:
+        parts["accept"] = stamps["created_at"] - client[0]
     if "created_at" in stamps and "started_at" in stamps:
         parts["queued"] = stamps["started_at"] - stamps["created_at"]
     if "started_at" in stamps and "finished_at" in stamps:
         parts["worker"] = stamps["finished_at"] - stamps["started_at"]
+    if "finished_at" in stamps:
+        parts["answer"] = client[1] - stamps["finished_at"]
     if observation.get("wall_seconds") is not None:
         parts["harness_run"] = float(observation["wall_seconds"])
     return parts
 
 
-def _sample(workload: Workload, body: dict[str, Any], latency: float) -> Sample:
+def _sample(
+    workload: Workload, body: dict[str, Any], latency: float, client: tuple[float, float]
+) -> Sample:
     result = body.get("result") or {}
     observation = result.get("observation") or {}
     peak = observation.get("peak_memory_bytes")
     hit = observation.get("pool_hit")
     ok, error = _checked(workload, body, result, observation)
-    return Sample(latency, ok, peak, hit, error, _parts(body, observation))
+    return Sample(latency, ok, peak, hit, error, _parts(body, observation, client))
 
 
 def _checked(

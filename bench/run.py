@@ -86,6 +86,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-pool-size", type=int, default=2, help="warm pool size per Celery process"
     )
+    parser.add_argument(
+        "--paced",
+        type=int,
+        default=None,
+        help=f"paced submissions per variant (default {PACED_FULL}, quick {PACED_QUICK})",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     return parser.parse_args(argv)
 
@@ -178,7 +184,7 @@ class Bench:
         self.stop = threading.Event()
         self.plans = QUICK if args.quick else FULL
         self.lower_counts = LOWER_QUICK if args.quick else LOWER_FULL
-        self.paced_count = PACED_QUICK if args.quick else PACED_FULL
+        self.paced_count = args.paced or (PACED_QUICK if args.quick else PACED_FULL)
         self.run_id = secrets.token_hex(4)
         wanted = {w.strip() for w in args.workloads.split(",")}
         self.workloads = [w for w in load_workloads() if w.key in wanted]
