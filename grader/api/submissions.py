@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import redis.asyncio as aioredis
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from redis.asyncio.client import PubSub
 
 from ..adapters.store import DONE_CHANNEL, new_id
 from ..adapters.webhooks import check_callback_url
@@ -30,7 +32,11 @@ class BatchRequest(BaseModel):
 
 
 def _accept(
-    state: ApiState, key: ApiKey, body: SubmissionRequest, idempotency_key: str | None
+    state: ApiState,
+    key: ApiKey,
+    body: SubmissionRequest,
+    idempotency_key: str | None,
+    submission_id: str | None = None,
 ) -> tuple[Submission, bool]:
     """Check, store and queue one submission (blocking: runs in the thread pool)."""
     challenge = state.challenges.get(body.challenge_id)
@@ -47,7 +53,7 @@ def _accept(
         if not any(k.id == key.id and k.webhook_secret for k in state.settings.api.keys):
             raise Rejected("this API key has no webhook secret, so it cannot use callback_url")
     submission = Submission(
-        id=new_id(),
+        id=submission_id or new_id(),
         key_id=key.id,
         challenge_id=challenge.qualified_id,
         environment=challenge.environment,
@@ -70,10 +76,14 @@ def _accept(
 
 
 def _limit_and_accept(
-    state: ApiState, key: ApiKey, body: SubmissionRequest, idempotency_key: str | None
+    state: ApiState,
+    key: ApiKey,
+    body: SubmissionRequest,
+    idempotency_key: str | None,
+    submission_id: str,
 ) -> tuple[Submission, bool]:
     state.limiter.hit(key)
-    return _accept(state, key, body, idempotency_key)
+    return _accept(state, key, body, idempotency_key, submission_id)
 
 
 @router.post("/submissions", status_code=202, summary="Submit code or a choice")
@@ -93,12 +103,22 @@ async def create_submission(
     submission as it then stands (202): one round trip instead of a POST and a long-poll.
     """
     state = api_state(request)
-    submission, created = await run_in_threadpool(
-        _limit_and_accept, state, key, body, idempotency_key
-    )
-    if wait > 0 and submission.status not in FINAL:
-        submission = await _wait(
-            state, key, submission.id, min(wait, state.settings.api.max_wait_seconds)
+    submission_id = new_id()
+    if wait > 0:
+        # Subscribed before the submission is queued, so its verdict cannot be published
+        # unseen: no second read is needed once it is accepted.
+        deadline = time.monotonic() + min(wait, state.settings.api.max_wait_seconds)
+        async with _subscribed(state, submission_id) as pubsub:
+            submission, created = await run_in_threadpool(
+                _limit_and_accept, state, key, body, idempotency_key, submission_id
+            )
+            if created:
+                submission = await _until_final(pubsub, state, key, submission, deadline)
+        if not created and submission.status not in FINAL:  # a replay of an earlier one
+            submission = await _wait(state, key, submission.id, deadline - time.monotonic())
+    else:
+        submission, created = await run_in_threadpool(
+            _limit_and_accept, state, key, body, idempotency_key, submission_id
         )
     waited_for_it = wait > 0 and submission.status in FINAL
     return JSONResponse(
@@ -169,26 +189,45 @@ def _published(submission_id: str, message: dict[str, Any] | None) -> Submission
     return submission
 
 
+@asynccontextmanager
+async def _subscribed(state: ApiState, submission_id: str) -> AsyncIterator[PubSub]:
+    """Subscribed to the submission's completion channel for the duration."""
+    pubsub = state.pubsub.pubsub()
+    try:
+        await pubsub.subscribe(f"{DONE_CHANNEL}{submission_id}")
+        yield pubsub
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
 async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float) -> Submission:
     """Wait for completion: subscribe first, then re-check, so no publish is missed."""
     deadline = time.monotonic() + seconds
-    pubsub: aioredis.client.PubSub = state.pubsub.pubsub()
-    try:
-        await pubsub.subscribe(f"{DONE_CHANNEL}{submission_id}")
+    async with _subscribed(state, submission_id) as pubsub:
         submission = await _visible(state, key, submission_id)
-        while submission.status not in FINAL:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            message = await pubsub.get_message(
-                ignore_subscribe_messages=True, timeout=min(remaining, 1.0)
-            )
-            published = _published(submission_id, message)
-            if published is not None:
-                return _shown_to(key, submission_id, published)
-            if message is None and remaining > 1.0:
-                await asyncio.sleep(0)
-            submission = await _visible(state, key, submission_id)
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        return await _until_final(pubsub, state, key, submission, deadline)
+
+
+async def _until_final(
+    pubsub: PubSub, state: ApiState, key: ApiKey, submission: Submission, deadline: float
+) -> Submission:
+    """The submission once final, or as it stands at the deadline.
+
+    The completion message carries the record. Any other wake-up (a message that is not it,
+    or a second without one) re-reads the store: a missed message costs a second, not a
+    verdict.
+    """
+    while submission.status not in FINAL:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        message = await pubsub.get_message(timeout=min(remaining, 1.0))
+        if message is not None and message.get("type") == "subscribe":
+            continue  # the subscription's confirmation: nothing to re-read yet
+        published = _published(submission.id, message)
+        if published is not None:
+            return _shown_to(key, submission.id, published)
+        if message is None and remaining > 1.0:
+            await asyncio.sleep(0)
+        submission = await _visible(state, key, submission.id)
     return submission

@@ -1,9 +1,19 @@
 """``python -I -m grader_harness [--preimport MODULE...]``: serve one submission."""
 
+import os
 import sys
 
 from . import child  # noqa: F401  imported before the fork so the child starts warm
 from .supervisor import main
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    status = main(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    # The report is already out (unbuffered writes on fd 1). Skipping the interpreter's
+    # teardown of every pre-imported module saves 50-130 ms of CPU with the full profile,
+    # spent just when the worker stores and sends the verdict.
+    os._exit(status)

@@ -214,6 +214,7 @@ def main(
 ) -> None:
     """Entry point in the forked child; never returns."""
     out, err = sys.stdout, sys.stderr
+    pid = os.getpid()
 
     def flush() -> None:
         for stream in (out, err):
@@ -227,7 +228,8 @@ def main(
             report, exit_code = run_script(code, path, snippet_files, state, flush)
         else:
             report, exit_code = run_pytest(path, snippet_files, state, flush)
-        send_report(report_fd, report)
+        if os.getpid() == pid:  # a bare os.fork() clone of the snippet returns here too
+            send_report(report_fd, report)
     except BaseException:
         flush()
         _exit(CHILD_INTERNAL_ERROR)

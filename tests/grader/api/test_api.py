@@ -317,6 +317,66 @@ async def test_post_with_wait_answers_200_with_a_final_verdict(api: httpx.AsyncC
 
 
 @pytest.mark.asyncio
+async def test_post_with_wait_listens_before_the_submission_is_queued(
+    redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """POST ?wait= is subscribed by the time the run is queued, so no verdict goes unseen.
+
+    The queue here acts as the fastest possible worker: the moment the run is queued it
+    publishes a final record that is never stored. The answer can only be that record.
+    """
+    app = create_app(service_settings(redis_server.url))
+    state = app.state.grader
+    listeners: list[int] = []
+
+    def finish_at_once(submission_id: str, environment: str) -> None:
+        channel = f"{DONE_CHANNEL}{submission_id}"
+        listeners.append(int(state.store.client.pubsub_numsub(channel)[0][1]))
+        stored = state.store.get(submission_id)
+        assert stored is not None
+        announced = stored.model_copy(
+            update={
+                "status": SubmissionStatus.DONE,
+                "verdict": Verdict(status=VerdictStatus.PASSED, reason="published at once"),
+            }
+        )
+        state.store.client.publish(channel, announced.model_dump_json())
+
+    monkeypatch.setattr(state.queue, "enqueue_run", finish_at_once)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://grader") as client:
+        response = await client.post(
+            "/v1/submissions",
+            params={"wait": 3},
+            headers=SUBMITTER,
+            json={"challenge_id": Q4, "code": "x = 1\n"},
+        )
+    await state.pubsub.aclose()
+    state.store.client.close()
+    assert listeners == [1]
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["status"], body["result"]["reason"]) == ("done", "published at once")
+
+
+@pytest.mark.asyncio
+async def test_post_replay_with_wait_answers_with_the_earlier_submission(
+    api: httpx.AsyncClient,
+) -> None:
+    """A replayed Idempotency-Key with ?wait= waits on the first submission, then answers 200."""
+    headers = {**SUBMITTER, "Idempotency-Key": "replay-with-wait"}
+    body = {"challenge_id": Q4, "code": "x = 1\n"}
+    first = await api.post("/v1/submissions", headers=headers, json=body)
+    again = await api.post("/v1/submissions", params={"wait": 0.3}, headers=headers, json=body)
+    assert first.status_code == 202
+    assert (again.status_code, again.json()["id"], again.json()["status"]) == (
+        200,
+        first.json()["id"],
+        "queued",
+    )
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("wait", [-1, 31])
 async def test_post_wait_out_of_range_is_422(api: httpx.AsyncClient, wait: float) -> None:
     """The wait is between 0 and 30 seconds, as for the GET long-poll."""
