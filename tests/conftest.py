@@ -155,5 +155,5 @@ async def api(redis_server: RedisServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(transport=transport, base_url="http://grader") as client:
         yield client
     state = app.state.grader
-    await state.pubsub.aclose()
+    await state.completions.close()
     state.store.client.close()

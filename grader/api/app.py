@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
-import redis.asyncio as aioredis
 from fastapi import FastAPI, Request, Response
 
 from .. import __version__
+from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
@@ -37,13 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limiter=RateLimiter(store.client, settings.api.rate_per_minute),
         challenges=challenges,
         environments=environments,
-        pubsub=aioredis.Redis.from_url(settings.redis.url),
+        completions=Completions.from_url(settings.redis.url),
     )
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
-        await state.pubsub.aclose()
+        await state.completions.close()
         store.client.close()
 
     app = FastAPI(

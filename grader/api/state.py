@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from fastapi import Request
 
+from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
 from ..domain.challenge import Challenge
@@ -24,7 +24,7 @@ class ApiState:
     limiter: RateLimiter
     challenges: dict[str, Challenge]
     environments: dict[str, Environment]
-    pubsub: aioredis.Redis
+    completions: Completions
 
 
 def api_state(request: Request) -> ApiState:

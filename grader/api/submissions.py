@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from redis.asyncio.client import PubSub
 
-from ..adapters.store import DONE_CHANNEL, new_id
+from ..adapters.store import new_id
 from ..adapters.webhooks import check_callback_url
 from ..domain.compare import grade_choice
 from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
@@ -105,15 +102,15 @@ async def create_submission(
     state = api_state(request)
     submission_id = new_id()
     if wait > 0:
-        # Subscribed before the submission is queued, so its verdict cannot be published
+        # Watched before the submission is queued, so its verdict cannot be announced
         # unseen: no second read is needed once it is accepted.
         deadline = time.monotonic() + min(wait, state.settings.api.max_wait_seconds)
-        async with _subscribed(state, submission_id) as pubsub:
+        async with state.completions.watch(submission_id) as news:
             submission, created = await run_in_threadpool(
                 _limit_and_accept, state, key, body, idempotency_key, submission_id
             )
             if created:
-                submission = await _until_final(pubsub, state, key, submission, deadline)
+                submission = await _until_final(news, state, key, submission, deadline)
         if not created and submission.status not in FINAL:  # a replay of an earlier one
             submission = await _wait(state, key, submission.id, deadline - time.monotonic())
     else:
@@ -175,10 +172,9 @@ def _shown_to(key: ApiKey, submission_id: str, submission: Submission | None) ->
     return submission
 
 
-def _published(submission_id: str, message: dict[str, Any] | None) -> Submission | None:
-    """The final record carried by a completion message, if it is one."""
-    data = message.get("data") if message else None
-    if not isinstance(data, bytes | str):
+def _published(submission_id: str, data: bytes | None) -> Submission | None:
+    """The final record carried by an announcement, if it is one."""
+    if data is None:
         return None
     try:
         submission = Submission.model_validate_json(data)
@@ -189,45 +185,36 @@ def _published(submission_id: str, message: dict[str, Any] | None) -> Submission
     return submission
 
 
-@asynccontextmanager
-async def _subscribed(state: ApiState, submission_id: str) -> AsyncIterator[PubSub]:
-    """Subscribed to the submission's completion channel for the duration."""
-    pubsub = state.pubsub.pubsub()
-    try:
-        await pubsub.subscribe(f"{DONE_CHANNEL}{submission_id}")
-        yield pubsub
-    finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
-
-
 async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float) -> Submission:
-    """Wait for completion: subscribe first, then re-check, so no publish is missed."""
+    """Wait for completion: watch first, then re-check, so no announcement is missed."""
     deadline = time.monotonic() + seconds
-    async with _subscribed(state, submission_id) as pubsub:
+    async with state.completions.watch(submission_id) as news:
         submission = await _visible(state, key, submission_id)
-        return await _until_final(pubsub, state, key, submission, deadline)
+        return await _until_final(news, state, key, submission, deadline)
 
 
 async def _until_final(
-    pubsub: PubSub, state: ApiState, key: ApiKey, submission: Submission, deadline: float
+    news: asyncio.Queue[bytes],
+    state: ApiState,
+    key: ApiKey,
+    submission: Submission,
+    deadline: float,
 ) -> Submission:
     """The submission once final, or as it stands at the deadline.
 
-    The completion message carries the record. Any other wake-up (a message that is not it,
-    or a second without one) re-reads the store: a missed message costs a second, not a
-    verdict.
+    The announcement carries the record. A second without one re-reads the store: a missed
+    announcement (Redis restarting) costs a second, not a verdict.
     """
     while submission.status not in FINAL:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        message = await pubsub.get_message(timeout=min(remaining, 1.0))
-        if message is not None and message.get("type") == "subscribe":
-            continue  # the subscription's confirmation: nothing to re-read yet
-        published = _published(submission.id, message)
+        try:
+            data: bytes | None = await asyncio.wait_for(news.get(), min(remaining, 1.0))
+        except TimeoutError:
+            data = None
+        published = _published(submission.id, data)
         if published is not None:
             return _shown_to(key, submission.id, published)
-        if message is None and remaining > 1.0:
-            await asyncio.sleep(0)
         submission = await _visible(state, key, submission.id)
     return submission

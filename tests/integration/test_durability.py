@@ -49,7 +49,7 @@ async def own_api(own_redis: RedisServer) -> AsyncIterator[httpx.AsyncClient]:
         transport=httpx.ASGITransport(app=app), base_url="http://grader"
     ) as client:
         yield client
-    await app.state.grader.pubsub.aclose()
+    await app.state.grader.completions.close()
     app.state.grader.store.client.close()
 
 
