@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
 from ..adapters.completions import Completions
@@ -55,25 +57,63 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.grader = state
     errors.install(app)
-    limit = settings.api.max_body_bytes
-
-    @app.middleware("http")
-    async def body_limit(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > limit):
-            return error_body(413, "too_large", f"request body larger than {limit} bytes")
-        if length is None and request.method in ("POST", "PUT", "PATCH"):
-            body = b""
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
-                    return error_body(413, "too_large", f"request body larger than {limit} bytes")
-            request._body = body  # already read: let the handler see it
-        return await call_next(request)
-
+    app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     app.include_router(submissions.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
     return app
+
+
+class BodyLimit:
+    """Refuses a request body over ``limit`` bytes with 413 before any handler reads it.
+
+    Plain ASGI: ``@app.middleware("http")`` costs every request an extra task and a stream
+    pair. A declared Content-Length is checked at once; a body without one (chunked) is read
+    up to the limit first, then handed on.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.limit:
+                await self._refuse(scope, receive, send)
+                return
+        elif scope["method"] in ("POST", "PUT", "PATCH"):
+            body = bytearray()
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return  # the client went away
+                body += message.get("body", b"")
+                if len(body) > self.limit:
+                    await self._refuse(scope, receive, send)
+                    return
+                if not message.get("more_body", False):
+                    break
+            receive = _replay(bytes(body), receive)
+        await self.app(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = f"request body larger than {self.limit} bytes"
+        await error_body(413, "too_large", message)(scope, receive, send)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that gives the already-read body once, then defers to the client's."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -171,6 +172,38 @@ async def test_oversized_body_is_413(api: httpx.AsyncClient) -> None:
     )
     assert response.status_code == 413
     assert response.json()["error"]["code"] == "too_large"
+
+
+async def _chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.asyncio
+async def test_an_oversized_chunked_body_is_413(api: httpx.AsyncClient) -> None:
+    """Without a Content-Length the body is read up to the limit, then refused."""
+    response = await api.post(
+        "/v1/submissions",
+        headers=SUBMITTER,
+        content=_chunks(b'{"challenge_id": "x", "code": "', b" " * (600 * 1024), b'"}'),
+    )
+    assert response.status_code == 413
+    assert response.json()["error"] == {
+        "code": "too_large",
+        "message": "request body larger than 524288 bytes",
+    }
+
+
+@pytest.mark.asyncio
+async def test_a_chunked_body_under_the_limit_reaches_the_handler(api: httpx.AsyncClient) -> None:
+    """A chunked body within the limit is handed on whole: the submission is accepted."""
+    response = await api.post(
+        "/v1/submissions",
+        headers={**SUBMITTER, "Content-Type": "application/json"},
+        content=_chunks(b'{"challenge_id": "' + Q5.encode(), b'", "choice": "B"}'),
+    )
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["result"]["status"]) == ("done", "passed")
 
 
 @pytest.mark.asyncio
