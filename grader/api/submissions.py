@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import AsyncExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -101,22 +102,22 @@ async def create_submission(
     """
     state = api_state(request)
     submission_id = new_id()
-    if wait > 0:
-        # Watched before the submission is queued, so its verdict cannot be announced
-        # unseen: no second read is needed once it is accepted.
-        deadline = time.monotonic() + min(wait, state.settings.api.max_wait_seconds)
-        async with state.completions.watch(submission_id) as news:
-            submission, created = await run_in_threadpool(
-                _limit_and_accept, state, key, body, idempotency_key, submission_id
-            )
-            if created:
-                submission = await _until_final(news, state, key, submission, deadline)
-        if not created and submission.status not in FINAL:  # a replay of an earlier one
-            submission = await _wait(state, key, submission.id, deadline - time.monotonic())
-    else:
+    deadline = time.monotonic() + min(wait, state.settings.api.max_wait_seconds)
+    async with AsyncExitStack() as stack:
+        # With ?wait=, watched before the submission is queued, so its verdict cannot be
+        # announced unseen: no second read is needed once it is accepted.
+        news = (
+            await stack.enter_async_context(state.completions.watch(submission_id))
+            if wait > 0
+            else None
+        )
         submission, created = await run_in_threadpool(
             _limit_and_accept, state, key, body, idempotency_key, submission_id
         )
+        if news is not None and created:
+            submission = await _until_final(news, state, key, submission, deadline)
+    if wait > 0 and not created and submission.status not in FINAL:  # replaying an earlier one
+        submission = await _wait(state, key, submission.id, deadline - time.monotonic())
     waited_for_it = wait > 0 and submission.status in FINAL
     return JSONResponse(
         status_code=200 if waited_for_it or not created else 202,
