@@ -1,10 +1,11 @@
 """Runs one snippet *without* our harness: the in-container program of the baseline and epicbox.
 
 It does the same work as the harness's child (import, then run the snippet as a script or
-under pytest with the same options) and nothing else: no supervisor, no fork, no report
-channel. The source is passed to ``python -c`` (baseline, snippet on stdin) or uploaded as a
-file (epicbox, snippet uploaded next to it). Its last stderr line is the container's peak
-memory read from the memory cgroup, the same counter the harness reports for our runs.
+under pytest with the harness's session options, imported from the image) and nothing else:
+no supervisor, no fork, no report channel. The source is passed to ``python -c`` (baseline,
+snippet on stdin) or uploaded as a file (epicbox, snippet uploaded next to it). Its last
+stderr line is the container's peak memory read from the memory cgroup, the same counter the
+harness reports for our runs.
 
 Usage: ``launcher.py MODE [PATH]`` with MODE ``script`` or ``pytest``; without PATH the
 snippet is read from stdin and written to ``/sandbox``.
@@ -15,20 +16,8 @@ import os
 import sys
 
 WORKDIR = "/sandbox"
-PYTEST_ARGS = [
-    "-q",
-    "-s",
-    "-p",
-    "no:cacheprovider",
-    "--rootdir",
-    WORKDIR,
-    "-o",
-    "asyncio_mode=strict",
-    "-o",
-    "asyncio_default_fixture_loop_scope=function",
-    "-W",
-    "ignore::DeprecationWarning",
-]
+PYTEST_OUTPUT = ["-q", "-s", "--rootdir", WORKDIR]
+"""Prints to the terminal; the session options are the harness's own (imported in the image)."""
 PEAK_FILES = ("/sys/fs/cgroup/memory/memory.max_usage_in_bytes", "/sys/fs/cgroup/memory.peak")
 
 
@@ -57,8 +46,9 @@ def main() -> int:
     sys.path.insert(0, WORKDIR)
     if mode == "pytest":
         import pytest  # noqa: PLC0415  imported in the container only
+        from grader_harness.protocol import PYTEST_SESSION_OPTIONS  # noqa: PLC0415
 
-        status = int(pytest.main([path, *PYTEST_ARGS]))
+        status = int(pytest.main([path, *PYTEST_SESSION_OPTIONS, *PYTEST_OUTPUT]))
     else:
         exec(compile(source, path, "exec"), {"__name__": "__main__", "__file__": path})  # noqa: S102
         status = 0

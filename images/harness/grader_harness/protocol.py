@@ -28,5 +28,18 @@ MAX_REPORT_DEPTH = 40
 WORKDIR = "/sandbox"
 SUPPORTED_MODES = ("script", "pytest")
 
+# How a snippet's pytest session is configured (plugins, asyncio, warnings), whoever runs it:
+# the child, the supervisor's warm-up, and the benchmark's harness-free launcher.
+PYTEST_SESSION_OPTIONS = (
+    "-p",
+    "no:cacheprovider",
+    "-o",
+    "asyncio_mode=strict",
+    "-o",
+    "asyncio_default_fixture_loop_scope=function",
+    "-W",
+    "ignore::DeprecationWarning",
+)
+
 # Exit code of the child when the harness itself (not the snippet) failed inside it.
 CHILD_INTERNAL_ERROR = 70

@@ -11,7 +11,13 @@ from typing import Any
 import pytest
 
 from .child import clip, describe_exception, safe_str
-from .protocol import MAX_MESSAGE_CHARS, MAX_TEST_OUTPUT_CHARS, MAX_TESTS, MAX_TRACEBACK_CHARS
+from .protocol import (
+    MAX_MESSAGE_CHARS,
+    MAX_TEST_OUTPUT_CHARS,
+    MAX_TESTS,
+    MAX_TRACEBACK_CHARS,
+    PYTEST_SESSION_OPTIONS,
+)
 
 
 def pytest_args(path: str, rootdir: str) -> list[str]:
@@ -21,19 +27,12 @@ def pytest_args(path: str, rootdir: str) -> list[str]:
     """
     return [
         path,
-        "-p",
-        "no:cacheprovider",
+        *PYTEST_SESSION_OPTIONS,
         "-p",
         "no:terminal",
         "--capture=tee-sys",
         "--rootdir",
         rootdir,
-        "-o",
-        "asyncio_mode=strict",
-        "-o",
-        "asyncio_default_fixture_loop_scope=function",
-        "-W",
-        "ignore::DeprecationWarning",
     ]
 
 
