@@ -1,6 +1,6 @@
 """End to end over HTTP: uvicorn + the API, a real redis-server, a real Celery worker process.
 
-Started the way ``tests/services.py`` starts them (the same classes, the same test keys),
+Started the way ``grader/testing.py`` starts them (the same classes, the same test keys),
 except that the API runs as a real ``uvicorn`` server on 127.0.0.1 and the client is httpx
 over TCP. A submission is ``POST /v1/submissions?wait=30`` (one round trip: the answer comes
 with the verdict), then ``GET /v1/submissions/{id}?wait=30`` only while it is not done; its
@@ -25,10 +25,11 @@ from typing import Any
 import docker
 import httpx
 
-from grader.constants import LABEL_PREFIX
 from grader.domain.environment import discover
+from grader.sandbox import DockerSandbox, PreimportProfile
+from grader.sandbox.containers import LABEL_OWNER
 from grader.settings import Settings
-from tests.services import (
+from grader.testing import (
     ROOT,
     SUBMITTER_KEY,
     RedisServer,
@@ -36,15 +37,12 @@ from tests.services import (
     free_port,
     worker_env,
 )
-from worker.sandbox import DockerSandbox
-from worker.sandbox.profiles import Profile
 
 from .common import PhasePlan, Sample
 from .variants import Variant
 from .workloads import Workload
 
 AUTH = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
-LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 _OWNER = re.compile(r"""\bowner\W{1,4}([0-9a-f]{12})\b""")
 """The sandbox owner in a ``worker_process_ready`` log line, key=value or JSON."""
 READY_GRACE = 1.5
@@ -69,7 +67,7 @@ class EndToEnd(Variant):
         self.owners: list[str] = []
         # Each process keeps pool_size containers per environment and pre-import profile.
         served = discover(Settings().images.root)
-        self.containers_per_process = pool_size * len(served) * len(Profile)
+        self.containers_per_process = pool_size * len(served) * len(PreimportProfile)
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
@@ -242,7 +240,7 @@ class EndToEnd(Variant):
             "celery_concurrency": self.worker_concurrency,
             "pool_size_per_process": self.pool_size,
             "api": "uvicorn grader.api.app:create_app (1 process) on 127.0.0.1",
-            "redis": "redis-server, appendonly yes, appendfsync always (as in tests/services.py)",
+            "redis": "redis-server, appendonly yes, appendfsync always (as in grader/testing.py)",
         }
 
 

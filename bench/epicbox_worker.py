@@ -25,8 +25,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import epicbox  # type: ignore[import-not-found]
-import epicbox.sandboxes  # type: ignore[import-not-found]
+import epicbox
+import epicbox.sandboxes
 
 PROFILE = "bench"
 WORKDIR = "/sandbox"

@@ -432,7 +432,7 @@ METHOD = """
   checked runs count (Q1: the test passed and printed the dict; script: stdout is
   exactly `45`).
 - **Lower bound.** `DockerSandbox.prestart` (untimed, before the phase) then only
-  `DockerSandbox._execute` is timed; in the closed-loop phases the containers are removed
+  `DockerSandbox.execute` is timed; in the closed-loop phases the containers are removed
   after the phase, outside its CPU window. Its throughput is the rate of executing
   already-started containers (the exits of the earlier ones still overlap the later ones).
 - **Warm pools** are full before each phase starts; during the phase they refill in the

@@ -100,7 +100,7 @@ Factory = tuple[type[Variant], Callable[[], Variant]]
 
 
 def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Factory]:
-    from .e2e import EndToEnd  # noqa: PLC0415  imports tests.services: only when needed
+    from .e2e import EndToEnd  # noqa: PLC0415  imports grader.testing: only when needed
 
     factories: dict[str, Factory] = {
         "lower": (LowerBound, LowerBound),

@@ -28,9 +28,7 @@ import docker.errors
 
 from grader.constants import LABEL_PREFIX, SANDBOX_UID
 from grader.domain import Limits, Observation, RunMode, RunStatus, TestOutcome
-from worker.sandbox import DockerSandbox
-from worker.sandbox.docker_sandbox import Sandboxed
-from worker.sandbox.profiles import Profile
+from grader.sandbox import DockerSandbox, PreimportProfile, ReadyContainer
 
 from .common import PhasePlan, Sample
 from .workloads import ENVIRONMENT, Workload
@@ -143,10 +141,10 @@ class LowerBound(_Ours):
 
     def __init__(self) -> None:
         super().__init__()
-        self._ready: queue.SimpleQueue[Sandboxed] = queue.SimpleQueue()
-        self._used: list[Sandboxed] = []
+        self._ready: queue.SimpleQueue[ReadyContainer] = queue.SimpleQueue()
+        self._used: list[ReadyContainer] = []
         self._lock = threading.Lock()
-        self._profile = Profile.FULL
+        self._profile = PreimportProfile.FULL
 
     def plan_for(self, plan: PhasePlan) -> PhasePlan:
         return replace(plan, max_count=plan.min_count, duration=0.0)
@@ -167,11 +165,11 @@ class LowerBound(_Ours):
 
     def submit(self, workload: Workload) -> Sample:
         assert self.sandbox is not None  # noqa: S101
-        box = self._ready.get_nowait()
+        ready = self._ready.get_nowait()
         with self._lock:
-            self._used.append(box)
+            self._used.append(ready)
         started = time.monotonic()
-        obs = self.sandbox._execute(box, workload.request, LIMITS, pool_hit=True)
+        obs = self.sandbox.execute(ready, workload.request, LIMITS, pool_hit=True)
         return replace(self._sample(workload, obs, time.monotonic() - started), pool_hit=None)
 
     def between(self) -> None:
@@ -184,22 +182,22 @@ class LowerBound(_Ours):
         """
         assert self.sandbox is not None  # noqa: S101
         with self._lock:
-            boxes, self._used = self._used, []
-        for box in boxes:
+            finished, self._used = self._used, []
+        for ready in finished:
             with contextlib.suppress(Exception):
-                self.sandbox.destroy(box)
+                self.sandbox.destroy(ready)
         self._prestart()
 
     def after_phase(self) -> None:
         assert self.sandbox is not None  # noqa: S101
-        leftovers: list[Sandboxed] = []
+        leftovers: list[ReadyContainer] = []
         while not self._ready.empty():
             leftovers.append(self._ready.get_nowait())
         with self._lock:
-            boxes, self._used = [*self._used, *leftovers], []
-        for box in boxes:
+            finished, self._used = [*self._used, *leftovers], []
+        for ready in finished:
             with contextlib.suppress(Exception):
-                self.sandbox.destroy(box)
+                self.sandbox.destroy(ready)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -207,7 +205,7 @@ class LowerBound(_Ours):
         super().close()
 
     def describe(self) -> dict[str, Any]:
-        return {"limits": LIMITS.model_dump(), "timed": "DockerSandbox._execute only"}
+        return {"limits": LIMITS.model_dump(), "timed": "DockerSandbox.execute only"}
 
 
 class Cold(_Ours):
@@ -463,17 +461,17 @@ class Epicbox(Variant):
     def submit(self, workload: Workload) -> Sample:
         assert self.process is not None and self.process.stdin is not None  # noqa: S101
         done = threading.Event()
-        box: list[dict[str, Any]] = []
+        ready: list[dict[str, Any]] = []
         with self._lock:
             self._next += 1
             ident = self._next
-            self._pending[ident] = (done, box)
+            self._pending[ident] = (done, ready)
             request = {"op": "run", "id": ident, "mode": workload.mode.value, "code": workload.code}
             self.process.stdin.write(json.dumps(request) + "\n")
             self.process.stdin.flush()
-        if not done.wait(180) or not box:
+        if not done.wait(180) or not ready:
             raise RuntimeError("no answer from the epicbox worker")
-        result = box[0]
+        result = ready[0]
         latency = float(result["latency"])
         peak = result.get("peak_bytes")
         if result.get("error"):
@@ -522,5 +520,5 @@ class Epicbox(Variant):
 
 
 def remove_named(prefix: str) -> int:
-    """Force-remove containers whose name starts with ``prefix`` (one run's epicbox boxes)."""
+    """Force-remove containers whose name starts with ``prefix`` (one run's epicbox finished)."""
     return _remove_matching({"name": f"^/{prefix}"})

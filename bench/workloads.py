@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from grader.domain import RunMode, RunRequest
 from grader.domain.environment import discover
+from grader.domain.grading import request_for
 from grader.domain.loader import load_challenges
-from grader.domain.validation import request_for
 from grader.settings import Settings
 
 ENVIRONMENT = "fastapi-0.115-httpx-0.27"

@@ -22,7 +22,8 @@ BASE_SUITE: Final = "bookworm"
 BASE_PACKAGES: Final = ("python3", "python3-venv")
 BASE_MIRROR: Final = "http://deb.debian.org/debian"
 
-# Inside every environment image.
+# Inside every environment image (passed to the Dockerfile as build arguments; the harness's
+# protocol module repeats the workdir and version: tests/grader/sandbox/test_contract.py).
 SANDBOX_UID: Final = 10001
 SANDBOX_WORKDIR: Final = "/sandbox"
 HARNESS_COMMAND: Final = ("/opt/venv/bin/python", "-I", "-m", "grader_harness")
@@ -32,6 +33,9 @@ HARNESS_PROTOCOL_VERSION: Final = 1
 MANIFEST_FILE: Final = "environment.toml"
 LOCK_FILE: Final = "requirements.lock"
 DOCKERFILE: Final = "Dockerfile"
+"""An environment folder's own Dockerfile, when it needs one."""
+ENVIRONMENT_DOCKERFILE: Final = "environment.Dockerfile"
+"""The Dockerfile every environment is built from otherwise (beside the folders)."""
 HARNESS_DIR: Final = "harness"
 
 # Celery task names and queues: the API sends tasks by name, never importing ``worker``.
@@ -41,12 +45,6 @@ QUEUE_PREFIX: Final = "grader.env."
 QUEUE_WEBHOOKS: Final = "grader.webhooks"
 TASK_PAYLOAD_VERSION: Final = 1
 
-# Redis key layout of the submission store.
-REDIS_PREFIX: Final = "grader:"
-REDIS_HEARTBEAT: Final = f"{REDIS_PREFIX}worker:"
-"""Each worker process's liveness (``<prefix><host>:<pid>``), read by ``/readyz``."""
-REDIS_ENV_INFO: Final = f"{REDIS_PREFIX}env:"
-"""The image id and packages each environment runs (``<prefix><env>``), by the workers."""
 API_VERSION: Final = "v1"
 
 # The service image (API and worker) and its base, with redis-server for the compose stack.

@@ -4,7 +4,7 @@
     ├── ConfigError              settings refuse an unsafe or inconsistent value
     ├── LimitsError              a limit override is unknown, invalid or above the maximum
     ├── ChallengeError           a challenge file is wrong (message: file:line: field: why)
-    ├── EnvironmentError_        an environment folder, manifest or lock is wrong
+    ├── InvalidEnvironment       an environment folder, manifest or lock is wrong
     │   └── UnknownEnvironment   no environment by that name
     ├── ImageError               building, finding or inspecting an image failed
     │   ├── ImageNotBuilt        the environment's image is not in the engine
@@ -17,8 +17,12 @@
     ├── NotFound                 no such submission, challenge or environment (404)
     ├── Rejected                 the request is invalid (400/413/422)
     ├── UnsafeCallback           a callback URL points at a private address (422)
-    └── SandboxError             our side of a run failed (daemon, image, harness protocol);
-        └── HarnessProtocolError the harness's report was missing, oversized or malformed
+    └── SandboxError             our side of a run failed (engine, image, harness protocol)
+        ├── HarnessProtocolError the harness's report was missing, oversized or malformed
+        ├── NotInEngine          the engine has no such container or image
+        └── EngineConflict       the engine refused: that object is busy (a removal under way)
+
+Docker's own exceptions are translated in one place, ``grader.sandbox.engine.engine_errors``.
 
 What a learner's snippet does (time out, run out of memory, crash) is never an exception: it
 is data in the ``Observation``.
@@ -43,11 +47,11 @@ class ChallengeError(GraderError):
     """A challenge file is wrong; the message names the file, the line and the field."""
 
 
-class EnvironmentError_(GraderError):
+class InvalidEnvironment(GraderError):
     """An environment folder, manifest or lock file is wrong."""
 
 
-class UnknownEnvironment(EnvironmentError_):
+class UnknownEnvironment(InvalidEnvironment):
     """No environment has that name."""
 
 
@@ -111,19 +115,29 @@ class HarnessProtocolError(SandboxError):
     """The harness's report was missing, oversized or did not match the schema."""
 
 
+class NotInEngine(SandboxError):
+    """The engine has no such container or image."""
+
+
+class EngineConflict(SandboxError):
+    """The engine refused because the object is busy (for example, a removal under way)."""
+
+
 __all__ = [
     "AuthError",
     "BootstrapError",
     "ChallengeError",
     "ConfigError",
-    "EnvironmentError_",
+    "EngineConflict",
     "Forbidden",
     "GraderError",
     "HarnessProtocolError",
     "ImageError",
     "ImageNotBuilt",
+    "InvalidEnvironment",
     "LimitsError",
     "NotFound",
+    "NotInEngine",
     "QueueError",
     "RateLimited",
     "Rejected",

@@ -9,19 +9,18 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from grader.adapters.images import ImageBuilder, connect
 from grader.api.app import create_app
 from grader.domain import Limits, Observation, RunMode, RunRequest
 from grader.domain.environment import select
 from grader.errors import ImageNotBuilt
+from grader.sandbox import DockerSandbox, ImageBuilder, connect
 from grader.settings import Settings
-from tests.services import (
+from grader.testing import (
     RedisServer,
     WorkerProcess,
     clear_heartbeats,
     service_settings,
 )
-from worker.sandbox import DockerSandbox
 
 OLD_ENV = "fastapi-0.115-httpx-0.27"
 NEW_ENV = "fastapi-0.165-httpx-0.28"

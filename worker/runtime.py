@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 
 from grader.adapters.queue import TaskQueue
 from grader.adapters.store import SubmissionStore
-from grader.constants import REDIS_ENV_INFO, REDIS_HEARTBEAT
 from grader.domain.challenge import Challenge
 from grader.domain.environment import discover
 from grader.domain.loader import load_challenges
+from grader.domain.sandbox import Sandbox
 from grader.errors import GraderError
+from grader.sandbox import DockerSandbox, EnvironmentImage
 from grader.settings import Settings, get_settings
 
-from .sandbox import DockerSandbox
-
 log = structlog.get_logger(__name__)
-_HEARTBEAT_SECONDS = 10
+HEARTBEAT_SECONDS = 10
+
+
+class WorkerSandbox(Sandbox, Protocol):
+    """What the worker uses of a sandbox: ``DockerSandbox``, or ``FakeSandbox`` in unit tests."""
+
+    def busy(self) -> AbstractContextManager[None]: ...
+
+    def resolve(self, environment: str) -> EnvironmentImage: ...
+
+    def count_containers(self, *, owner: str | None = None) -> int: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -30,25 +42,23 @@ class Runtime:
     settings: Settings
     store: SubmissionStore
     queue: TaskQueue
-    sandbox: DockerSandbox
+    sandbox: WorkerSandbox
     challenges: dict[str, Challenge]
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def heartbeat(self) -> None:
         """Tell the API (``/readyz``) this process is alive and its Docker engine answers."""
-        name = f"{REDIS_HEARTBEAT}{socket.gethostname()}:{os.getpid()}"
+        name = f"{socket.gethostname()}:{os.getpid()}"
         while not self.stopping.is_set():
             try:
                 docker_ok = self.sandbox.count_containers() >= 0
             except GraderError:
                 docker_ok = False
             try:
-                self.store.client.set(
-                    name, json.dumps({"docker": docker_ok}), ex=3 * _HEARTBEAT_SECONDS
-                )
-            except Exception as exc:
+                self.store.beat(name, docker=docker_ok, ttl=3 * HEARTBEAT_SECONDS)
+            except GraderError as exc:
                 log.warning("heartbeat_failed", error=str(exc))
-            self.stopping.wait(_HEARTBEAT_SECONDS)
+            self.stopping.wait(HEARTBEAT_SECONDS)
 
 
 _runtime: Runtime | None = None
@@ -86,12 +96,9 @@ def _build(settings: Settings) -> Runtime:
         except GraderError as exc:
             log.warning("environment_unavailable", environment=name, error=str(exc))
             continue
-        store.client.set(
-            f"{REDIS_ENV_INFO}{name}",
-            json.dumps({"image_id": image.environment.image_id, "packages": image.packages}),
-        )
-    rt = Runtime(settings, store, TaskQueue(settings), sandbox, challenges)
-    threading.Thread(target=rt.heartbeat, name="heartbeat", daemon=True).start()
+        store.publish_environment(name, image.image_id, image.packages)
+    built = Runtime(settings, store, TaskQueue(settings), sandbox, challenges)
+    threading.Thread(target=built.heartbeat, name="heartbeat", daemon=True).start()
     log.info(
         "worker_process_ready",
         environments=served,
@@ -99,7 +106,7 @@ def _build(settings: Settings) -> Runtime:
         pool_size=settings.sandbox.pool_size,
         owner=sandbox.owner,
     )
-    return rt
+    return built
 
 
 def shutdown_runtime() -> None:

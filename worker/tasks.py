@@ -1,27 +1,32 @@
-"""Celery tasks: thin, like web views. Parse a versioned payload, grade, store, notify."""
+"""Celery tasks: thin, like web views. Parse a versioned payload, grade, store, notify.
+
+Tasks are ``shared_task``s: the worker's app (``celery_app``) binds them when it loads this
+module, and unit tests call the functions below them without building an app.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import httpx
 import structlog
-from celery import Task
+from celery import Task, shared_task
 from pydantic import BaseModel, ValidationError
 
 from grader.adapters.webhooks import check_callback_url, deliver
 from grader.constants import TASK_DELIVER_WEBHOOK, TASK_RUN_SUBMISSION
+from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
-from grader.domain.submission import SubmissionStatus
+from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import GraderError, LimitsError, UnsafeCallback
 
-from .celery_app import app
-from .grading import grade
 from .runtime import Runtime, runtime
 
 log = structlog.get_logger(__name__)
+SANDBOX_ERROR_REASON = "could not grade this submission (our fault, not yours)"
 
 
 class TaskPayload(BaseModel):
@@ -29,6 +34,14 @@ class TaskPayload(BaseModel):
 
     v: Literal[1]
     submission_id: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Our side failed: run the task again after ``countdown`` seconds."""
+
+    error: GraderError
+    countdown: float
 
 
 def _parse(payload: Any) -> TaskPayload | None:
@@ -39,7 +52,7 @@ def _parse(payload: Any) -> TaskPayload | None:
         return None
 
 
-@app.task(name=TASK_RUN_SUBMISSION, bind=True)
+@shared_task(name=TASK_RUN_SUBMISSION, bind=True)
 def run_submission(self: Task, payload: Any) -> None:
     """Grade one submission. Our failures are retried with backoff; the learner's never are."""
     job = _parse(payload)
@@ -47,49 +60,54 @@ def run_submission(self: Task, payload: Any) -> None:
         return
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
-    rt = runtime()
+    current = runtime()
     # Busy until the verdict is stored and published: pool refills and container removals
     # wait until then, so they do not compete with this submission for the CPU.
-    with rt.sandbox.busy():
-        _run(self, rt, job)
+    with current.sandbox.busy():
+        retry = grade_submission(current, job.submission_id, retries=self.request.retries)
+    if retry is not None:
+        raise self.retry(
+            exc=retry.error,
+            countdown=retry.countdown,
+            max_retries=current.settings.queue.max_retries,
+        )
 
 
-def _run(task: Task, rt: Runtime, job: TaskPayload) -> None:
-    bound = log.bind(submission_id=job.submission_id)
-    submission = rt.store.mark_running(job.submission_id)
+def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> Retry | None:
+    """Grade and store one submission; a ``Retry`` when our side failed and may try again.
+
+    A learner's code never causes a retry: what it does is in the verdict. After
+    ``max_retries`` infrastructure failures the submission ends ``failed`` with
+    ``sandbox_error``, never blamed on the learner.
+    """
+    bound = log.bind(submission_id=submission_id)
+    submission = current.store.mark_running(submission_id)
     if submission is None:
         bound.warning("submission_gone")
-        return
+        return None
     if submission.status in (SubmissionStatus.DONE, SubmissionStatus.FAILED):
-        return  # already graded (a redelivery after a crash that happened after storing)
-    challenge = rt.challenges.get(submission.challenge_id)
+        return None  # already graded (a redelivery after a crash that happened after storing)
+    challenge = current.challenges.get(submission.challenge_id)
     if challenge is None:
-        verdict = Verdict(
-            status=VerdictStatus.REJECTED, reason=f"unknown challenge {submission.challenge_id!r}"
-        )
-        _finish(rt, submission, verdict)
-        return
-    environment = submission.environment or challenge.environment
+        reason = f"unknown challenge {submission.challenge_id!r}"
+        _finish(current, submission, Verdict(status=VerdictStatus.REJECTED, reason=reason))
+        return None
+    settings = current.settings
     try:
         limits = resolve_limits(
-            rt.settings.sandbox.defaults, rt.settings.sandbox.maxima, challenge.limits
+            settings.sandbox.defaults, settings.sandbox.maxima, challenge.limits
         )
-        verdict = grade(submission, challenge, rt.sandbox, limits)
+        verdict = grade(submission, challenge, current.sandbox, limits)
     except LimitsError as exc:
-        _finish(rt, submission, Verdict(status=VerdictStatus.REJECTED, reason=str(exc)))
-        return
+        _finish(current, submission, Verdict(status=VerdictStatus.REJECTED, reason=str(exc)))
+        return None
     except GraderError as exc:
-        retries = task.request.retries
         bound.warning("grading_failed", error=str(exc), retries=retries)
-        if retries < rt.settings.queue.max_retries:
-            countdown = min(2**retries, rt.settings.queue.retry_backoff_max_seconds)
-            raise task.retry(exc=exc, countdown=countdown) from None
-        verdict = Verdict(
-            status=VerdictStatus.SANDBOX_ERROR,
-            reason="could not grade this submission (our fault, not yours)",
-        )
-        _finish(rt, submission, verdict, failed=True, error=str(exc))
-        return
+        if retries < settings.queue.max_retries:
+            return Retry(exc, min(2**retries, settings.queue.retry_backoff_max_seconds))
+        verdict = Verdict(status=VerdictStatus.SANDBOX_ERROR, reason=SANDBOX_ERROR_REASON)
+        _finish(current, submission, verdict, failed=True, error=str(exc))
+        return None
     observation = verdict.observation
     bound.info(
         "graded",
@@ -99,64 +117,66 @@ def _run(task: Task, rt: Runtime, job: TaskPayload) -> None:
     )
     packages = {}
     if observation is not None:
-        packages = rt.sandbox.resolve(environment).packages
-    _finish(rt, submission, verdict, packages=packages)
+        packages = current.sandbox.resolve(observation.environment.name).packages
+    _finish(current, submission, verdict, packages=packages)
+    return None
 
 
 def _finish(
-    rt: Runtime,
-    submission: Any,
+    current: Runtime,
+    submission: Submission,
     verdict: Verdict,
     *,
     failed: bool = False,
     error: str | None = None,
     packages: dict[str, str] | None = None,
 ) -> None:
-    done = rt.store.finish(submission, verdict, failed=failed, error=error, packages=packages)
+    done = current.store.finish(submission, verdict, failed=failed, error=error, packages=packages)
     if done.callback_url:
-        rt.queue.enqueue_webhook(done.id)
+        current.queue.enqueue_webhook(done.id)
 
 
-@app.task(name=TASK_DELIVER_WEBHOOK, bind=True)
+@shared_task(name=TASK_DELIVER_WEBHOOK, bind=True)
 def deliver_webhook(self: Task, payload: Any) -> None:
     """POST the signed result to the callback URL; retry on 5xx, timeouts and refusals."""
     job = _parse(payload)
     if job is None:
         return
-    rt = runtime()
+    current = runtime()
     bound = log.bind(submission_id=job.submission_id)
-    submission = rt.store.get(job.submission_id)
+    submission = current.store.get(job.submission_id)
     if submission is None or not submission.callback_url:
         return
-    key = next((k for k in rt.settings.api.keys if k.id == submission.key_id), None)
+    api = current.settings.api
+    key = next((k for k in api.keys if k.id == submission.key_id), None)
     if key is None or key.webhook_secret is None:
         bound.warning("webhook_without_secret", key_id=submission.key_id)
         return
     try:  # resolve again at delivery time: DNS may have changed since the submission
-        check_callback_url(submission.callback_url, rt.settings.api.webhook_allow_hosts)
+        check_callback_url(submission.callback_url, api.webhook_allow_hosts)
     except UnsafeCallback as exc:
         bound.warning("webhook_refused", error=str(exc))
         return
     body = json.dumps(submission.public(), separators=(",", ":")).encode()
-    attempts = rt.settings.api.webhook_max_attempts
     try:
         status = deliver(
             submission.callback_url,
             body,
             key.webhook_secret.get_secret_value(),
-            rt.settings.api.webhook_timeout_seconds,
+            api.webhook_timeout_seconds,
         )
     except httpx.HTTPError as exc:
         status, reason = 0, str(exc)
     else:
         reason = f"HTTP {status}"
     if 200 <= status < 300:
-        rt.store.count("webhooks_delivered")
+        current.store.count("webhooks_delivered")
         bound.info("webhook_delivered", status=status)
         return
     retryable = status == 0 or status >= 500 or status == 429
+    attempts = api.webhook_max_attempts
     if retryable and self.request.retries + 1 < attempts:
         bound.info("webhook_retry", reason=reason, retries=self.request.retries)
         raise self.retry(countdown=min(2**self.request.retries, 60), max_retries=attempts)
-    rt.store.count("webhooks_failed")
+    current.store.count("webhooks_failed")
     bound.warning("webhook_failed", reason=reason)

@@ -1,5 +1,4 @@
-"""Adapters to the outside world (Docker images; later Redis and the Celery client)."""
+"""Adapters to the outside world: the Redis store, the Celery client, completions, webhooks.
 
-from .images import BuildResult, BuiltImage, ImageBuilder, connect, env_tag
-
-__all__ = ["BuildResult", "BuiltImage", "ImageBuilder", "connect", "env_tag"]
+Docker lives in ``grader.sandbox``. Import from the modules themselves.
+"""

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
-from .store import DONE_CHANNEL
+from .redis_keys import DONE_CHANNEL
 
 log = structlog.get_logger(__name__)
 

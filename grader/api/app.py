@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         store=store,
         queue=TaskQueue(settings),
         keys=KeyRing(settings.api.keys),
-        limiter=RateLimiter(store.client, settings.api.rate_per_minute),
+        limiter=RateLimiter(store, settings.api.rate_per_minute),
         challenges=challenges,
         environments=environments,
         completions=Completions.from_url(settings.redis.url),
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await state.completions.close()
-        store.client.close()
+        store.close()
 
     app = FastAPI(
         title="Grader API",

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
-from ..constants import REDIS_ENV_INFO
-from ..domain.challenge import Challenge
+from ..domain.challenge import Challenge, Kind
 from ..domain.submission import Role
-from ..errors import NotFound, StoreError
+from ..errors import NotFound
 from ..settings import ApiKey
 from .security import has_role
 from .state import api_state, current_key
@@ -23,13 +21,13 @@ _KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", 
 def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
     """A challenge as the API shows it; keys and expectations only for instructors."""
     hidden = set(_KEY_FIELDS)
-    if challenge.kind.value == "tests":
+    if challenge.kind is Kind.TESTS:
         hidden.add("code")  # a tests challenge's code is the reference solution
     body = challenge.model_dump(mode="json", exclude=None if with_key else hidden)
     body["id"] = challenge.qualified_id
     body["answerable_by"] = (
         ["choice"]
-        if challenge.code is None and challenge.kind.value == "conceptual"
+        if challenge.code is None and challenge.kind is Kind.CONCEPTUAL
         else ["code", "choice"]
         if challenge.options
         else ["code"]
@@ -73,18 +71,7 @@ async def list_environments(
 ) -> dict[str, Any]:
     state = api_state(request)
 
-    def published() -> dict[str, dict[str, Any]]:
-        found = {}
-        try:
-            for name in state.environments:
-                raw = state.store.client.get(f"{REDIS_ENV_INFO}{name}")
-                if raw:
-                    found[name] = json.loads(raw)
-        except Exception as exc:
-            raise StoreError(f"cannot read environment info: {exc}") from None
-        return found
-
-    info = await run_in_threadpool(published)
+    info = await run_in_threadpool(state.store.environments, list(state.environments))
     items = []
     for name, env in state.environments.items():
         seen = info.get(name, {})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,8 +13,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from ..adapters.queue import queue_for
-from ..adapters.store import LATENCY_BUCKETS, SubmissionStore
-from ..constants import QUEUE_WEBHOOKS, REDIS_HEARTBEAT
+from ..adapters.store import LATENCY_BUCKETS
+from ..constants import QUEUE_WEBHOOKS
 from .state import ApiState, api_state
 
 router = APIRouter(tags=["health"])
@@ -26,20 +25,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-def _workers(store: SubmissionStore) -> list[dict[str, Any]]:
-    found = []
-    for name in store.client.scan_iter(match=f"{REDIS_HEARTBEAT}*", count=100):
-        raw = store.client.get(name)
-        if raw:
-            found.append({"name": name.decode()[len(REDIS_HEARTBEAT) :], **json.loads(raw)})
-    return found
-
-
 @router.get("/readyz", summary="Redis, workers and their Docker engines are reachable")
 async def readyz(request: Request) -> JSONResponse:
     state = api_state(request)
     redis_ok = await run_in_threadpool(state.store.ping)
-    workers = await run_in_threadpool(_workers, state.store) if redis_ok else []
+    workers = await run_in_threadpool(state.store.workers) if redis_ok else []
     docker_ok = any(w.get("docker") for w in workers)
     ready = redis_ok and bool(workers) and docker_ok
     body = {
@@ -86,9 +76,8 @@ class StoreCollector(Collector):
             sum_value=latency.get("sum", 0.0),
         )
         depth = GaugeMetricFamily("grader_queue_depth", "Tasks waiting per queue", labels=["queue"])
-        client = self._state.store.client
         for queue in [queue_for(e) for e in self._state.environments] + [QUEUE_WEBHOOKS]:
-            depth.add_metric([queue], float(client.llen(queue)))
+            depth.add_metric([queue], float(self._state.store.queue_depth(queue)))
         yield depth
 
 

@@ -7,14 +7,11 @@ import hmac
 import secrets
 import time
 
-import redis
-
-from ..constants import REDIS_PREFIX
+from ..adapters.store import SubmissionStore
 from ..domain.submission import Role
-from ..errors import AuthError, Forbidden, RateLimited, StoreError
+from ..errors import AuthError, Forbidden, RateLimited
 from ..settings import ApiKey
 
-RATE = f"{REDIS_PREFIX}rate:"
 KEY_PREFIX = "grd_"
 _RANK = {Role.SUBMITTER: 0, Role.INSTRUCTOR: 1, Role.ADMIN: 2}
 
@@ -59,22 +56,15 @@ def has_role(key: ApiKey, role: Role) -> bool:
 class RateLimiter:
     """A fixed one-minute window per key; ``cost`` lets a batch count per item."""
 
-    def __init__(self, client: redis.Redis, default_per_minute: int) -> None:
-        self._redis = client
+    def __init__(self, store: SubmissionStore, default_per_minute: int) -> None:
+        self._store = store
         self._default = default_per_minute
 
     def hit(self, key: ApiKey, cost: int = 1) -> None:
         limit = key.rate_per_minute or self._default
         now = time.time()
         window = int(now // 60)
-        name = f"{RATE}{key.id}:{window}"
-        try:
-            pipe = self._redis.pipeline()
-            pipe.incrby(name, cost)
-            pipe.expire(name, 120)
-            count = int(pipe.execute()[0])
-        except redis.RedisError as exc:
-            raise StoreError(f"rate limiter unavailable: {exc}") from None
+        count = self._store.count_in_window(key.id, window, cost)
         if count > limit:
             retry_after = max(1, int((window + 1) * 60 - now) + 1)
             raise RateLimited(

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from ..adapters.store import new_id
 from ..adapters.webhooks import check_callback_url
 from ..domain.compare import grade_choice
+from ..domain.grading import refusal
 from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
 from ..errors import NotFound, Rejected
 from ..settings import ApiKey
@@ -42,10 +43,9 @@ def _accept(
         raise NotFound(f"no challenge {body.challenge_id!r}; see GET /v1/challenges")
     if body.code is not None and len(body.code.encode()) > state.settings.api.max_code_bytes:
         raise Rejected(f"code is larger than {state.settings.api.max_code_bytes} bytes", 413)
-    if body.choice is not None and not challenge.options:
-        raise Rejected(f"{challenge.qualified_id} takes code, not a choice")
-    if body.code is not None and challenge.code is None and challenge.kind.value == "conceptual":
-        raise Rejected(f"{challenge.qualified_id} is answered by choice, not by code")
+    refused = refusal(challenge, code=body.code is not None, choice=body.choice is not None)
+    if refused is not None:
+        raise Rejected(refused)
     if body.callback_url is not None:
         check_callback_url(body.callback_url, state.settings.api.webhook_allow_hosts)
         if not any(k.id == key.id and k.webhook_secret for k in state.settings.api.keys):
@@ -106,7 +106,7 @@ async def create_submission(
     async with AsyncExitStack() as stack:
         # With ?wait=, watched before the submission is queued, so its verdict cannot be
         # announced unseen: no second read is needed once it is accepted.
-        news = (
+        announcements = (
             await stack.enter_async_context(state.completions.watch(submission_id))
             if wait > 0
             else None
@@ -114,8 +114,8 @@ async def create_submission(
         submission, created = await run_in_threadpool(
             _limit_and_accept, state, key, body, idempotency_key, submission_id
         )
-        if news is not None and created:
-            submission = await _until_final(news, state, key, submission, deadline)
+        if announcements is not None and created:
+            submission = await _until_final(announcements, state, key, submission, deadline)
     if wait > 0 and not created and submission.status not in FINAL:  # replaying an earlier one
         submission = await _wait(state, key, submission.id, deadline - time.monotonic())
     waited_for_it = wait > 0 and submission.status in FINAL
@@ -189,13 +189,13 @@ def _published(submission_id: str, data: bytes | None) -> Submission | None:
 async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float) -> Submission:
     """Wait for completion: watch first, then re-check, so no announcement is missed."""
     deadline = time.monotonic() + seconds
-    async with state.completions.watch(submission_id) as news:
+    async with state.completions.watch(submission_id) as announcements:
         submission = await _visible(state, key, submission_id)
-        return await _until_final(news, state, key, submission, deadline)
+        return await _until_final(announcements, state, key, submission, deadline)
 
 
 async def _until_final(
-    news: asyncio.Queue[bytes],
+    announcements: asyncio.Queue[bytes],
     state: ApiState,
     key: ApiKey,
     submission: Submission,
@@ -211,7 +211,7 @@ async def _until_final(
         if remaining <= 0:
             break
         try:
-            data: bytes | None = await asyncio.wait_for(news.get(), min(remaining, 1.0))
+            data: bytes | None = await asyncio.wait_for(announcements.get(), min(remaining, 1.0))
         except TimeoutError:
             data = None
         published = _published(submission.id, data)

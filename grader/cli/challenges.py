@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from ..domain.observation import Limits
 from ..domain.sandbox import Sandbox
 from ..domain.validation import ChallengeReport, MatrixRow, matrix_row, validate
 from ..errors import GraderError
+from ..sandbox import DockerSandbox
 from ..settings import Settings, get_settings
 
 challenges_app = typer.Typer(help="Validate challenges by execution.", no_args_is_help=True)
@@ -34,11 +34,8 @@ AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
 
 @contextmanager
 def docker_sandbox(settings: Settings, environments: list[str]) -> Iterator[Sandbox]:
-    """The worker's Docker sandbox, loaded by name: ``grader`` never imports ``worker``."""
-    module: Any = importlib.import_module("worker.sandbox")
-    sandbox = module.DockerSandbox.from_settings(
-        settings.sandbox, repository=settings.images.repository
-    )
+    """The same Docker sandbox the worker runs submissions in, with a small warm pool."""
+    sandbox = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     sandbox.start_pool(environments, size=1, limits=settings.sandbox.defaults)
     try:
         yield sandbox

@@ -16,11 +16,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..adapters.images import ImageBuilder, connect
-from ..adapters.service_image import build_service_image
 from ..constants import SERVICE_IMAGE
 from ..domain.environment import Manifest, normalize, select
 from ..errors import GraderError, ImageNotBuilt
+from ..sandbox import ImageBuilder, build_service_image, connect
 from ..settings import get_settings
 
 images_app = typer.Typer(
@@ -29,6 +28,8 @@ images_app = typer.Typer(
 console = Console(stderr=True)
 out = Console()
 
+BUILD_TIMEOUT = 600.0
+"""Seconds one engine call may take while building (an image build is one long call)."""
 Names = Annotated[list[str] | None, typer.Argument(help="Environment names (default: all)")]
 
 
@@ -89,7 +90,7 @@ def build(
     settings = get_settings()
     try:
         envs = select(settings.images.root, names)
-        builder = ImageBuilder(connect(), settings.images)
+        builder = ImageBuilder(connect(BUILD_TIMEOUT), settings.images)
         with _progress("base image") as report:
             base_id = builder.ensure_base(report)
             results = []
@@ -111,7 +112,7 @@ def build_service(
     settings = get_settings()
     repo = settings.images.root.parent
     try:
-        builder = ImageBuilder(connect(), settings.images)
+        builder = ImageBuilder(connect(BUILD_TIMEOUT), settings.images)
         with _progress("service image") as report:
             image_id, built = build_service_image(
                 builder, repo, tag_repo=SERVICE_IMAGE, force=force, progress=report
@@ -129,7 +130,7 @@ def list_images(
     settings = get_settings()
     try:
         envs = select(settings.images.root, None)
-        builder = ImageBuilder(connect(), settings.images)
+        builder = ImageBuilder(connect(BUILD_TIMEOUT), settings.images)
         rows = []
         for env in envs:
             try:

@@ -35,7 +35,7 @@ from .observation import (
     TestOutcome,
     TestResult,
 )
-from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failed, passed
+from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failing, passing
 
 _MAX_LITERAL_CHARS = 100_000
 
@@ -51,8 +51,8 @@ def grade_choice(challenge: Challenge, choice: str) -> Verdict:
             reason=f"choice {choice!r} is not one of {', '.join(labels)}",
         )
     if choice == challenge.answer:
-        return passed(f"{choice} is correct")
-    return failed(f"{choice} is not the answer")
+        return passing(f"{choice} is correct")
+    return failing(f"{choice} is not the answer")
 
 
 def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
@@ -64,7 +64,7 @@ def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
     if kind is not Kind.SYNTAX and obs.status is RunStatus.SYNTAX_ERROR:
         info = obs.syntax_error
         where = f" at line {info.line}" if info and info.line else ""
-        verdict = failed(
+        verdict = failing(
             f"{info.type if info else 'SyntaxError'}: {info.message if info else ''}{where}"
         )
     elif kind is Kind.SYNTAX and expectation.syntax is not None:
@@ -160,13 +160,13 @@ def json_equal(left: Any, right: Any) -> bool:
 def _output(rule: OutputExpectation, obs: Observation) -> Verdict:
     actual = obs.stdout.text
     if output_matches(rule, actual):
-        return passed("output matches")
+        return passing("output matches")
     reason = f"output does not match ({rule.match})"
     if obs.stdout.truncated:
         reason += "; output was truncated"
     if obs.exception is not None:
         reason += f"; the run raised {obs.exception.type}: {obs.exception.message}"
-    return failed(reason, diff=unified_diff(rule.stdout, actual))
+    return failing(reason, diff=unified_diff(rule.stdout, actual))
 
 
 def failing_exception(obs: Observation) -> ExceptionInfo | None:
@@ -181,35 +181,35 @@ def failing_exception(obs: Observation) -> ExceptionInfo | None:
 
 def _exception(rule: ExceptionExpectation, obs: Observation) -> Verdict:
     if obs.child_report is not ChildReportStatus.OK:
-        return failed(
+        return failing(
             f"no exception report ({obs.child_report.value}): "
             f"{obs.child_report_error or 'the run ended early'}"
         )
     exc = failing_exception(obs)
     if exc is None:
-        return failed(f"expected {rule.type}, but nothing was raised")
+        return failing(f"expected {rule.type}, but nothing was raised")
     if obs.exit_code == 0 and obs.mode is RunMode.SCRIPT and exc.type != "SystemExit":
-        return failed("the report claims an exception but the process exited 0")
+        return failing("the report claims an exception but the process exited 0")
     if exc.type != rule.type and not exc.type.endswith("." + rule.type):
-        return failed(f"expected {rule.type}, got {exc.type}: {exc.message}")
+        return failing(f"expected {rule.type}, got {exc.type}: {exc.message}")
     if rule.message is not None and not text_matches(rule.message, exc.message):
-        return failed(f"{exc.type} message {exc.message!r} is not {describe_rule(rule.message)}")
+        return failing(f"{exc.type} message {exc.message!r} is not {describe_rule(rule.message)}")
     if rule.line is not None and exc.line != rule.line:
-        return failed(f"{exc.type} raised at line {exc.line}, expected line {rule.line}")
-    return passed(f"raised {exc.type}: {exc.message}")
+        return failing(f"{exc.type} raised at line {exc.line}, expected line {rule.line}")
+    return passing(f"raised {exc.type}: {exc.message}")
 
 
 def _syntax(rule: SyntaxExpectation, obs: Observation) -> Verdict:
     info = obs.syntax_error
     if obs.status is not RunStatus.SYNTAX_ERROR or info is None:
-        return failed(f"expected a {rule.type}, but the code compiled")
+        return failing(f"expected a {rule.type}, but the code compiled")
     if info.type != rule.type:
-        return failed(f"expected {rule.type}, got {info.type}: {info.message}")
+        return failing(f"expected {rule.type}, got {info.type}: {info.message}")
     if rule.line is not None and info.line != rule.line:
-        return failed(f"{info.type} at line {info.line}, expected line {rule.line}")
+        return failing(f"{info.type} at line {info.line}, expected line {rule.line}")
     if rule.message is not None and not text_matches(rule.message, info.message):
-        return failed(f"{info.type} message {info.message!r} is not {describe_rule(rule.message)}")
-    return passed(f"{info.type}: {info.message} at line {info.line}")
+        return failing(f"{info.type} message {info.message!r} is not {describe_rule(rule.message)}")
+    return passing(f"{info.type}: {info.message} at line {info.line}")
 
 
 def _state(rule: StateExpectation, obs: Observation) -> Verdict:
@@ -223,13 +223,13 @@ def _state(rule: StateExpectation, obs: Observation) -> Verdict:
         elif not json_equal(value.value, expected):
             problems.append(f"{name} is {json.dumps(value.value)}, expected {json.dumps(expected)}")
     if not problems:
-        return passed("every value matches")
+        return passing("every value matches")
     if obs.child_report is not ChildReportStatus.OK:
         problems.append(f"no state report ({obs.child_report.value})")
     exc = failing_exception(obs)
     if exc is not None:
         problems.append(f"the run raised {exc.type}: {exc.message}")
-    return failed("; ".join(problems))
+    return failing("; ".join(problems))
 
 
 def _group_reported(file: str, obs: Observation) -> dict[str, TestResult]:
@@ -285,7 +285,7 @@ def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
     all_ok = bool(names) and earned == total
     if all_ok and (obs.exit_code != 0 or obs.child_report is not ChildReportStatus.OK):
         # Claimed passes that the supervisor's observation contradicts count for nothing.
-        return failed(
+        return failing(
             "the test report contradicts the process exit status",
             max_points=total,
             tests=tuple(r.model_copy(update={"points": 0}) for r in results),
@@ -297,9 +297,9 @@ def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
         "tests": tuple(results),
     }
     if all_ok:
-        return passed(f"all {len(names)} tests passed", **fields)
-    failing = [r.name for r in results if r.points == 0]
-    reason = f"{len(failing)} of {len(names)} tests did not pass: {', '.join(failing)}"
+        return passing(f"all {len(names)} tests passed", **fields)
+    missed = [r.name for r in results if r.points == 0]
+    reason = f"{len(missed)} of {len(names)} tests did not pass: {', '.join(missed)}"
     if obs.collection_errors:
         reason += f"; collection error: {obs.collection_errors[0].message.splitlines()[-1]}"
-    return failed(reason, **fields)
+    return failing(reason, **fields)

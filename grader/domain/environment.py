@@ -1,8 +1,9 @@
 """Environments: pinned runtime images described by a folder under ``images/``.
 
 A folder holds ``environment.toml`` (name, Python version, pinned top-level packages, modules
-to pre-import), ``requirements.lock`` (every transitive package, hash-locked) and a
-``Dockerfile``. This module reads and checks them; it never talks to Docker.
+to pre-import) and ``requirements.lock`` (every transitive package, hash-locked). It is built
+from ``images/environment.Dockerfile``, or from a ``Dockerfile`` of its own when it has one.
+This module reads and checks them; it never talks to Docker.
 """
 
 from __future__ import annotations
@@ -15,8 +16,14 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from ..constants import DOCKERFILE, HARNESS_DIR, LOCK_FILE, MANIFEST_FILE
-from ..errors import EnvironmentError_, UnknownEnvironment
+from ..constants import (
+    DOCKERFILE,
+    ENVIRONMENT_DOCKERFILE,
+    HARNESS_DIR,
+    LOCK_FILE,
+    MANIFEST_FILE,
+)
+from ..errors import InvalidEnvironment, UnknownEnvironment
 
 Name = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")]
 _PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>[^\s\\;]+)")
@@ -59,7 +66,8 @@ class Environment(BaseModel):
 
     @property
     def dockerfile_path(self) -> Path:
-        return self.folder / DOCKERFILE
+        """The folder's own Dockerfile, or the template shared by every environment."""
+        return _dockerfile(self.folder)
 
     def inputs_hash(self, harness_dir: Path) -> str:
         """Content hash of everything the image is built from, except the base image."""
@@ -71,6 +79,11 @@ class Environment(BaseModel):
         return digest.hexdigest()
 
 
+def _dockerfile(folder: Path) -> Path:
+    own = folder / DOCKERFILE
+    return own if own.is_file() else folder.parent / ENVIRONMENT_DOCKERFILE
+
+
 def _feed(digest: hashlib._Hash, name: str, data: bytes) -> None:
     digest.update(name.encode() + b"\0" + str(len(data)).encode() + b"\0" + data)
 
@@ -80,7 +93,7 @@ def parse_lock(path: Path) -> dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise EnvironmentError_(f"{path}: cannot read the lock file: {exc.strerror}") from None
+        raise InvalidEnvironment(f"{path}: cannot read the lock file: {exc.strerror}") from None
     pins: dict[str, str] = {}
     logical = text.replace("\\\n", " ")
     for number, line in enumerate(logical.splitlines(), start=1):
@@ -89,12 +102,12 @@ def parse_lock(path: Path) -> dict[str, str]:
             continue
         match = _PIN.match(stripped)
         if match is None:
-            raise EnvironmentError_(f"{path}: entry {number} is not a 'name==version' pin")
+            raise InvalidEnvironment(f"{path}: entry {number} is not a 'name==version' pin")
         if not _HASH.search(stripped):
-            raise EnvironmentError_(f"{path}: {match['name']} has no sha256 hash")
+            raise InvalidEnvironment(f"{path}: {match['name']} has no sha256 hash")
         pins[normalize(match["name"])] = match["version"]
     if not pins:
-        raise EnvironmentError_(f"{path}: the lock file pins nothing")
+        raise InvalidEnvironment(f"{path}: the lock file pins nothing")
     return pins
 
 
@@ -104,26 +117,28 @@ def load_environment(folder: Path) -> Environment:
     try:
         raw = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise EnvironmentError_(f"{manifest_path}: cannot read: {exc.strerror}") from None
+        raise InvalidEnvironment(f"{manifest_path}: cannot read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise EnvironmentError_(f"{manifest_path}: invalid TOML: {exc}") from None
+        raise InvalidEnvironment(f"{manifest_path}: invalid TOML: {exc}") from None
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
-        raise EnvironmentError_(f"{manifest_path}: field '{field}': {first['msg']}") from None
+        raise InvalidEnvironment(f"{manifest_path}: field '{field}': {first['msg']}") from None
     if manifest.name != folder.name:
-        raise EnvironmentError_(
+        raise InvalidEnvironment(
             f"{manifest_path}: field 'name': {manifest.name!r} differs from the folder name"
         )
-    if not (folder / DOCKERFILE).is_file():
-        raise EnvironmentError_(f"{folder}: no {DOCKERFILE}")
+    if not _dockerfile(folder).is_file():
+        raise InvalidEnvironment(
+            f"{folder}: no {DOCKERFILE}, and no {ENVIRONMENT_DOCKERFILE} beside the folder"
+        )
     lock = parse_lock(folder / LOCK_FILE)
     for package, version in manifest.packages.items():
         locked = lock.get(normalize(package))
         if locked != version:
-            raise EnvironmentError_(
+            raise InvalidEnvironment(
                 f"{folder / LOCK_FILE}: {package} is locked at {locked!r} but the manifest "
                 f"pins {version!r}; run 'grader images lock {manifest.name}'"
             )

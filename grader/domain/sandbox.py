@@ -1,4 +1,4 @@
-"""The sandbox as the domain sees it: one typed ``run``. Implemented in ``worker.sandbox``."""
+"""The sandbox as the domain sees it: one typed ``run``. Implemented in ``grader.sandbox``."""
 
 from __future__ import annotations
 

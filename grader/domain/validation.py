@@ -17,7 +17,8 @@ from pydantic import BaseModel, ConfigDict
 
 from .challenge import Challenge, Expectation, Kind, Option, OutputExpectation
 from .compare import compare, failing_exception, json_equal, output_matches, parse_literal
-from .observation import Limits, Observation, RunMode, RunRequest, RunStatus, TestOutcome
+from .grading import request_for
+from .observation import Limits, Observation, RunRequest, RunStatus, StateStatus, TestOutcome
 from .sandbox import Sandbox
 
 Runner = Callable[[str, RunRequest], Observation]
@@ -46,27 +47,6 @@ class ChallengeReport(BaseModel):
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
-
-
-def request_for(challenge: Challenge, code: str, expectation: Expectation | None) -> RunRequest:
-    """The run of ``code`` (the challenge's, an option's or a learner's) for this challenge."""
-    state = challenge.state_names(expectation)
-    if expectation is not None and expectation.tests is not None:
-        tests = expectation.tests
-        return RunRequest(
-            mode=RunMode.PYTEST,
-            entry=tests.file,
-            state=state,
-            files={tests.solution_file: code, tests.file: tests.code},
-        )
-    if challenge.mode is RunMode.PYTEST:
-        return RunRequest(
-            mode=RunMode.PYTEST,
-            files={"test_snippet.py": code},
-            entry="test_snippet.py",
-            state=state,
-        )
-    return RunRequest(mode=RunMode.SCRIPT, files={"main.py": code}, entry="main.py", state=state)
 
 
 def validate(challenge: Challenge, sandbox: Sandbox, limits: Limits) -> ChallengeReport:
@@ -204,7 +184,7 @@ def summarize(obs: Observation) -> str:
         message = exc.message if len(exc.message) <= 60 else exc.message[:57] + "..."
         parts.append(f"{exc.type}: {message}")
     for name, value in obs.state.items():
-        parts.append(f"{name}={value.value!r}" if value.status.value == "ok" else f"{name}?")
+        parts.append(f"{name}={value.value!r}" if value.status is StateStatus.OK else f"{name}?")
     if not parts:
         first = obs.stdout.text.strip().splitlines()[:1]
         parts.append(f"ok, printed {first[0][:40]!r}" if first else "ok")

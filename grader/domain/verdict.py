@@ -62,11 +62,13 @@ class Verdict(BaseModel):
         return self.status is VerdictStatus.PASSED
 
 
-def passed(reason: str = "", **fields: object) -> Verdict:
+def passing(reason: str = "", **fields: object) -> Verdict:
+    """A ``passed`` verdict with full score."""
     return Verdict.model_validate(
         {"status": VerdictStatus.PASSED, "reason": reason, "score": 1.0, "points": 1.0, **fields}
     )
 
 
-def failed(reason: str, **fields: object) -> Verdict:
+def failing(reason: str, **fields: object) -> Verdict:
+    """A ``failed`` verdict, with the reason a learner reads."""
     return Verdict.model_validate({"status": VerdictStatus.FAILED, "reason": reason, **fields})

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from grader.adapters.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from grader.testing import SUBMITTER_KEY, WEBHOOK_SECRET, WorkerProcess
 from tests.conftest import OLD_ENV
-from tests.services import SUBMITTER_KEY, WEBHOOK_SECRET, WorkerProcess
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio]
 

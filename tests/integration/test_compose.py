@@ -14,11 +14,10 @@ import httpx
 import pytest
 import yaml
 
-from grader.adapters.images import ImageBuilder, connect
-from grader.adapters.service_image import build_service_image
 from grader.constants import SERVICE_IMAGE
+from grader.sandbox import ImageBuilder, build_service_image, connect
 from grader.settings import Settings
-from tests.services import free_port
+from grader.testing import free_port
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import yaml
 from grader.adapters.store import SubmissionStore
 from grader.api.app import create_app
 from grader.domain.submission import SubmissionStatus
-from tests.services import SUBMITTER_KEY, RedisServer, WorkerProcess, service_settings
+from grader.testing import SUBMITTER_KEY, RedisServer, WorkerProcess, service_settings
 
 pytestmark = pytest.mark.docker
 

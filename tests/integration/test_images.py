@@ -10,10 +10,10 @@ import docker
 import pytest
 from typer.testing import CliRunner
 
-from grader.adapters.images import ImageBuilder, connect, env_tag
 from grader.cli import app
 from grader.constants import LABEL_ENVIRONMENT, LABEL_INPUTS_HASH, LABEL_PACKAGE_PREFIX
 from grader.domain.environment import select
+from grader.sandbox import ImageBuilder, connect, image_tag
 from grader.settings import Settings
 from tests.conftest import NEW_ENV, OLD_ENV, Runner
 
@@ -58,7 +58,7 @@ def test_builds_from_nothing_then_is_a_no_op(scratch_namespace: Settings) -> Non
     second = builder.build(env, base_id)
     assert second.rebuilt is False
     assert second.image_id == first.image_id
-    image = client.images.get(env_tag(OLD_ENV, repository=scratch_namespace.images.repository))
+    image = client.images.get(image_tag(OLD_ENV, repository=scratch_namespace.images.repository))
     assert image.id == first.image_id
     assert image.labels[LABEL_INPUTS_HASH] == builder.inputs_hash(env, base_id)
 
@@ -92,7 +92,7 @@ def test_image_labels_record_name_and_versions(
 ) -> None:
     """The image's labels carry its environment name and every package version."""
     (env,) = select(settings.images.root, [env_name])
-    labels = docker.from_env().images.get(env_tag(env_name)).labels
+    labels = docker.from_env().images.get(image_tag(env_name)).labels
     assert labels[LABEL_ENVIRONMENT] == env_name
     for package, version in env.lock.items():
         assert labels[f"{LABEL_PACKAGE_PREFIX}{package}"] == version

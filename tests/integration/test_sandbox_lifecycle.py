@@ -12,10 +12,9 @@ import docker
 import pytest
 
 from grader.domain import Limits, RunMode, RunRequest, RunStatus
+from grader.sandbox import DockerSandbox, PreimportProfile
+from grader.sandbox.containers import LABEL_EXPIRES
 from tests.conftest import NEW_ENV, OLD_ENV
-from worker.sandbox import DockerSandbox
-from worker.sandbox.docker_sandbox import LABEL_EXPIRES
-from worker.sandbox.profiles import Profile
 
 pytestmark = pytest.mark.docker
 
@@ -112,7 +111,7 @@ def test_a_bare_container_still_imports_packages_on_demand(box: DockerSandbox) -
     """An import the scan cannot see (``__import__``) works in a bare container, just slower."""
     code = "m = __import__('fast' + 'api')\nprint(m.__name__)\n"
     request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": code}, entry="main.py")
-    assert box.profile_for(OLD_ENV, request) is Profile.BARE
+    assert box.profile_for(OLD_ENV, request) is PreimportProfile.BARE
     obs = box.run(OLD_ENV, request, Limits())
     assert (obs.status, obs.pool_hit, obs.stdout.text) == (RunStatus.COMPLETED, False, "fastapi\n")
 
@@ -153,8 +152,8 @@ def test_reaper_removes_expired_containers_only(box: DockerSandbox) -> None:
     """Containers past their expiry label are reaped; live ones are left alone."""
     # Expiring shortly after it is ready, not before: every worker's reaper (the session's
     # Celery worker runs one) removes expired containers of any owner, even while starting.
-    expired = box.prestart(OLD_ENV, Limits(), ttl=2, profile=Profile.BARE)
-    live = box.prestart(OLD_ENV, Limits(), profile=Profile.BARE)
+    expired = box.prestart(OLD_ENV, Limits(), ttl=2, profile=PreimportProfile.BARE)
+    live = box.prestart(OLD_ENV, Limits(), profile=PreimportProfile.BARE)
     labels = docker.from_env().api.inspect_container(expired.stream.container_id)
     expires = int(labels["Config"]["Labels"][LABEL_EXPIRES])
     time.sleep(max(0.0, expires - time.time()) + 0.1)

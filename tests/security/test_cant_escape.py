@@ -42,7 +42,7 @@ def _open_fds(run: Runner, engine: docker.DockerClient) -> int:
     of pools: a bounded cache, not a leak. Closing both clients drops those idle connections
     (the clients stay usable) so that what is counted is what the worker really holds.
     """
-    run.sandbox._client.close()
+    run.sandbox.containers.close_idle_connections()
     engine.close()
     return len(list(Path("/proc/self/fd").iterdir()))
 

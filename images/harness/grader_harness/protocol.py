@@ -25,6 +25,9 @@ MAX_TESTS = 500
 # is refused before it can exhaust a JSON parser's recursion anywhere downstream.
 MAX_REPORT_DEPTH = 40
 
+# Bytes asked of one read() on the submission (stdin) and on the child's pipes.
+READ_CHUNK = 65536
+
 WORKDIR = "/sandbox"
 SUPPORTED_MODES = ("script", "pytest")
 

@@ -11,8 +11,8 @@ import pytest_asyncio
 import redis
 
 from grader.adapters.completions import Completions
-from grader.adapters.store import DONE_CHANNEL
-from tests.services import RedisServer
+from grader.adapters.redis_keys import DONE_CHANNEL
+from grader.testing import RedisServer
 
 
 @pytest_asyncio.fixture

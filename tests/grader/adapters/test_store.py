@@ -7,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.adapters.store import DONE_CHANNEL, SubmissionStore, new_id
+from grader.adapters.redis_keys import DONE_CHANNEL
+from grader.adapters.store import SubmissionStore, new_id
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
-from tests.services import RedisServer
+from grader.testing import RedisServer
 
 
 @pytest.fixture

@@ -8,14 +8,15 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from grader.adapters.store import DONE_CHANNEL, SubmissionStore
+from grader.adapters.redis_keys import DONE_CHANNEL
+from grader.adapters.store import SubmissionStore
 from grader.api.app import create_app
 from grader.api.security import hash_key
 from grader.domain.submission import SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import ConfigError
 from grader.settings import ApiKey, ApiSettings, Settings
-from tests.services import (
+from grader.testing import (
     ADMIN_KEY,
     INSTRUCTOR_KEY,
     OTHER_KEY,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.domain.environment import load_environment, normalize, parse_lock, select
-from grader.errors import EnvironmentError_, UnknownEnvironment
+from grader.errors import InvalidEnvironment, UnknownEnvironment
 
 HASH = "--hash=sha256:" + "a" * 64
 
@@ -45,14 +45,14 @@ def test_loads_a_valid_environment(tmp_path: Path) -> None:
 def test_lock_pin_without_hash_is_refused(tmp_path: Path) -> None:
     """Every pin in the lock must carry a sha256 hash."""
     folder = make_env(tmp_path, lock=f"httpx==0.27.2 \\\n    {HASH}\nidna==3.7\n")
-    with pytest.raises(EnvironmentError_, match=r"idna has no sha256 hash"):
+    with pytest.raises(InvalidEnvironment, match=r"idna has no sha256 hash"):
         load_environment(folder)
 
 
 def test_lock_with_a_range_is_refused(tmp_path: Path) -> None:
     """A lock line that is not an exact pin is refused with its entry number."""
     folder = make_env(tmp_path, lock=f"httpx>=0.27 \\\n    {HASH}\n")
-    with pytest.raises(EnvironmentError_, match=r"entry 1 is not a 'name==version' pin"):
+    with pytest.raises(InvalidEnvironment, match=r"entry 1 is not a 'name==version' pin"):
         load_environment(folder)
 
 
@@ -60,7 +60,7 @@ def test_manifest_and_lock_must_agree(tmp_path: Path) -> None:
     """A manifest pin the lock does not hold points at the lock command."""
     folder = make_env(tmp_path, manifest=MANIFEST.replace("0.27.2", "0.28.1"))
     with pytest.raises(
-        EnvironmentError_,
+        InvalidEnvironment,
         match=r"httpx is locked at '0.27.2' but the manifest "
         r"pins '0.28.1'; run 'grader images lock",
     ):
@@ -70,28 +70,28 @@ def test_manifest_and_lock_must_agree(tmp_path: Path) -> None:
 def test_manifest_field_errors_name_the_field(tmp_path: Path) -> None:
     """A wrong manifest field is reported with the file and the field."""
     folder = make_env(tmp_path, manifest=MANIFEST.replace('python = "3.11"', 'python = "3"'))
-    with pytest.raises(EnvironmentError_, match=r"environment.toml: field 'python'"):
+    with pytest.raises(InvalidEnvironment, match=r"environment.toml: field 'python'"):
         load_environment(folder)
 
 
 def test_manifest_unknown_field_is_refused(tmp_path: Path) -> None:
     """Typos in the manifest are errors, not silently ignored keys."""
     folder = make_env(tmp_path, manifest='pyhton = "3.12"\n' + MANIFEST)
-    with pytest.raises(EnvironmentError_, match=r"field 'pyhton': Extra inputs"):
+    with pytest.raises(InvalidEnvironment, match=r"field 'pyhton': Extra inputs"):
         load_environment(folder)
 
 
 def test_name_must_match_folder(tmp_path: Path) -> None:
     """The manifest's name is the folder's name."""
     folder = make_env(tmp_path, name="other")
-    with pytest.raises(EnvironmentError_, match=r"'demo-env' differs from the folder name"):
+    with pytest.raises(InvalidEnvironment, match=r"'demo-env' differs from the folder name"):
         load_environment(folder)
 
 
 def test_bad_toml_is_reported(tmp_path: Path) -> None:
     """Invalid TOML names the manifest file."""
     folder = make_env(tmp_path, manifest="name = \n")
-    with pytest.raises(EnvironmentError_, match=r"environment.toml: invalid TOML"):
+    with pytest.raises(InvalidEnvironment, match=r"environment.toml: invalid TOML"):
         load_environment(folder)
 
 

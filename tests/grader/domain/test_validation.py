@@ -6,8 +6,6 @@ from collections.abc import Callable
 
 from grader.domain import (
     CapturedStream,
-    ChildReportStatus,
-    EnvironmentRef,
     Limits,
     Observation,
     RunMode,
@@ -18,32 +16,11 @@ from grader.domain import (
     SyntaxErrorInfo,
 )
 from grader.domain.challenge import Challenge
-from grader.domain.validation import request_for, validate
+from grader.domain.grading import request_for
+from grader.domain.validation import validate
+from grader.sandbox.testing import FakeSandbox, completed
 
-
-class FakeSandbox:
-    """Answers each run from a function of the code; records what was run."""
-
-    def __init__(self, answer: Callable[[str, RunRequest], Observation]) -> None:
-        self.answer = answer
-        self.runs: list[tuple[str, RunRequest]] = []
-
-    def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
-        self.runs.append((environment, request))
-        return self.answer(environment, request)
-
-
-def observed(environment: str, **fields: object) -> Observation:
-    return Observation.model_validate(
-        {
-            "status": RunStatus.COMPLETED,
-            "environment": EnvironmentRef(name=environment, image_id="sha256:x"),
-            "mode": RunMode.SCRIPT,
-            "exit_code": 0,
-            "child_report": ChildReportStatus.OK,
-            **fields,
-        }
-    )
+observed = completed
 
 
 def challenge(**fields: object) -> Challenge:
@@ -117,7 +94,7 @@ def test_exactly_the_keyed_option_produces_the_syntax_error() -> None:
     report = validate(SYNTAX, sandbox, Limits())
     assert report.ok
     assert len(sandbox.runs) == 3
-    assert all(req.mode is RunMode.PYTEST for _, req in sandbox.runs)
+    assert all(req.mode is RunMode.PYTEST for _, req, _ in sandbox.runs)
 
 
 def test_two_options_producing_it_refute_the_key() -> None:
@@ -147,8 +124,8 @@ def test_state_key_and_per_environment_expectations() -> None:
     sandbox = FakeSandbox(answer)
     report = validate(STATE, sandbox, Limits())
     assert report.ok
-    assert [env for env, _ in sandbox.runs] == ["env-a", "env-b"]
-    assert all(req.state == ("counter",) for _, req in sandbox.runs)
+    assert [env for env, _, _ in sandbox.runs] == ["env-a", "env-b"]
+    assert all(req.state == ("counter",) for _, req, _ in sandbox.runs)
 
 
 def test_conceptual_needs_no_run() -> None:

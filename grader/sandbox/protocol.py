@@ -1,6 +1,10 @@
-"""The harness's report: hostile input, validated here and turned into an ``Observation``.
+"""The harness contract on the worker's side: the submission line we send, the lines we read.
 
-Two trust levels. The supervisor's fields (exit status, timing, captured bytes, limit flags,
+The in-container half is ``images/harness/grader_harness/protocol.py`` (stdlib only); the
+values both must agree on are tied by ``tests/grader/sandbox/test_contract.py``.
+
+What comes back is hostile input, validated here and turned into an ``Observation``. Two
+trust levels. The supervisor's fields (exit status, timing, captured bytes, limit flags,
 syntax errors) come from PID 1, which the snippet cannot write through. The ``child_report``
 comes from the snippet's own process: it is validated separately and, when malformed, only
 marks the run's child report invalid; it can never promote a failure into a pass on its own.
@@ -15,26 +19,73 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from grader.domain import (
+from ..constants import HARNESS_COMMAND, HARNESS_PROTOCOL_VERSION
+from ..domain import (
     CapturedStream,
     ChildReportStatus,
     CollectionError,
     EnvironmentRef,
     ExceptionInfo,
+    Limits,
     Observation,
     RunMode,
+    RunRequest,
     RunStatus,
     StateValue,
     SyntaxErrorInfo,
     TestResult,
 )
-from grader.errors import HarnessProtocolError
+from ..errors import HarnessProtocolError
 
 _MAX_TESTS = 500
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def harness_argv(preimport: tuple[str, ...]) -> list[str]:
+    """The container's command: the harness, pre-importing ``preimport`` before it is ready."""
+    return [*HARNESS_COMMAND, "--preimport", *preimport]
+
+
+class HarnessLimits(_Strict):
+    """The limits the supervisor enforces itself (the rest are the container's)."""
+
+    wall_seconds: float
+    stdout_bytes: int
+    stderr_bytes: int
+
+
+class HarnessSubmission(_Strict):
+    """The one line the worker writes on the container's stdin."""
+
+    version: int = HARNESS_PROTOCOL_VERSION
+    mode: RunMode
+    entry: str
+    files: dict[str, str]
+    state: list[str]
+    limits: HarnessLimits
+
+    @classmethod
+    def of(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
+        return cls(
+            mode=request.mode,
+            entry=request.entry,
+            files=dict(request.files),
+            state=list(request.state),
+            limits=HarnessLimits(
+                wall_seconds=limits.wall_seconds,
+                stdout_bytes=limits.stdout_bytes,
+                stderr_bytes=limits.stderr_bytes,
+            ),
+        )
+
+    def line(self) -> bytes:
+        """Compact JSON and a newline (``json``: lone surrogates travel as escapes)."""
+        body = self.model_dump()
+        body["mode"] = self.mode.value
+        return json.dumps(body, separators=(",", ":")).encode() + b"\n"
 
 
 class ReadyEvent(_Strict):

@@ -15,10 +15,12 @@ import sys
 import warnings
 from enum import StrEnum
 
-from grader.domain import RunMode, RunRequest
+from ..domain import RunMode, RunRequest
 
 
-class Profile(StrEnum):
+class PreimportProfile(StrEnum):
+    """Which packages a sandbox imports before it is handed a submission."""
+
     FULL = "full"
     BARE = "bare"
 
@@ -27,18 +29,18 @@ _MAX_PARSED_CHARS = 256 * 1024
 _STDLIB = frozenset(sys.stdlib_module_names)
 
 
-def profile_for(request: RunRequest, preimport: tuple[str, ...]) -> Profile:
+def profile_for(request: RunRequest, preimport: tuple[str, ...]) -> PreimportProfile:
     """``bare`` for a script whose files import only the standard library, else ``full``."""
     if request.mode is not RunMode.SCRIPT or not preimport:
-        return Profile.FULL if preimport else Profile.BARE
+        return PreimportProfile.FULL if preimport else PreimportProfile.BARE
     local = {name.partition("/")[0].removesuffix(".py") for name in request.files}
     for name, text in request.files.items():
         if not name.endswith(".py"):
             continue
         roots = imported_roots(text)
         if roots is None or any(root not in _STDLIB and root not in local for root in roots):
-            return Profile.FULL
-    return Profile.BARE
+            return PreimportProfile.FULL
+    return PreimportProfile.BARE
 
 
 def imported_roots(source: str) -> frozenset[str] | None:

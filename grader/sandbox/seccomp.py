@@ -1,4 +1,4 @@
-"""The sandbox's seccomp profile, ready to hand to Docker as ``security_opt``.
+"""The sandbox's seccomp policy, ready to hand to Docker as ``security_opt``.
 
 ``seccomp.json`` beside this module is moby's default profile
 (``moby/moby`` ``profiles/seccomp/default.json`` at commit
@@ -9,7 +9,7 @@ and ``process_vm_writev`` unconditionally on kernels >= 4.8 is gone (they stay
 allowed only with ``CAP_SYS_PTRACE``, which sandbox containers drop). Upstream's
 rule that allows ``socket`` only when its family is not ``AF_VSOCK`` (40) is kept.
 
-Use it as ``security_opt=["seccomp=" + load_profile()]``.
+Use it as ``security_opt=["seccomp=" + seccomp_policy()]``.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-_PROFILE_PATH = Path(__file__).with_name("seccomp.json")
+_POLICY_PATH = Path(__file__).with_name("seccomp.json")
 
 
-def load_profile() -> str:
-    """Return the profile as compact JSON text, as Docker's ``seccomp=`` option takes it."""
-    text = _PROFILE_PATH.read_text(encoding="utf-8")
+def seccomp_policy() -> str:
+    """The policy as compact JSON text, as Docker's ``seccomp=`` option takes it."""
+    text = _POLICY_PATH.read_text(encoding="utf-8")
     return json.dumps(json.loads(text), separators=(",", ":"))

@@ -23,8 +23,8 @@ from typing import Generic, TypeVar
 
 import structlog
 
-from grader.domain import Limits
-from grader.errors import GraderError
+from ..domain import Limits
+from ..errors import GraderError
 
 K = TypeVar("K", bound=Hashable)
 T = TypeVar("T")

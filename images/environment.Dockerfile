@@ -1,8 +1,12 @@
-# Environment image: the base (a build argument, bootstrapped offline when absent), a venv
-# installed from host-downloaded wheels against the hash lock, and the grading harness.
-# Built by `grader images build`, which assembles the context (wheels/, harness/).
+# Every environment image: the base (a build argument, bootstrapped offline when absent), a venv
+# installed from host-downloaded wheels against the environment's hash lock, and the grading
+# harness. Built by `grader images build`, which assembles the context (requirements.lock,
+# wheels/, harness/) and passes BASE, PYTHON, SANDBOX_UID and SANDBOX_WORKDIR from
+# grader/constants.py. An environment folder may carry a Dockerfile of its own instead.
 ARG BASE=grader-base:bookworm
 ARG PYTHON=3.11
+ARG SANDBOX_UID=10001
+ARG SANDBOX_WORKDIR=/sandbox
 
 FROM ${BASE} AS build
 ARG PYTHON
@@ -18,9 +22,13 @@ COPY harness/grader_harness/ /opt/venv/lib/python${PYTHON}/site-packages/grader_
 RUN ["/opt/venv/bin/python", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", "/opt/venv/lib"]
 
 FROM ${BASE}
+ARG SANDBOX_UID
+ARG SANDBOX_WORKDIR
 COPY --from=build /opt/venv /opt/venv
-RUN ["useradd", "--uid", "10001", "--user-group", "--no-create-home", "--home-dir", "/sandbox", "--shell", "/usr/sbin/nologin", "sandbox"]
-RUN ["mkdir", "-m", "0755", "/sandbox"]
-USER 10001:10001
-WORKDIR /sandbox
+# Shell form only to expand the build arguments; both are fixed values from constants.py.
+RUN useradd --uid "${SANDBOX_UID}" --user-group --no-create-home --home-dir "${SANDBOX_WORKDIR}" \
+    --shell /usr/sbin/nologin sandbox \
+ && mkdir -m 0755 "${SANDBOX_WORKDIR}"
+USER ${SANDBOX_UID}:${SANDBOX_UID}
+WORKDIR ${SANDBOX_WORKDIR}
 ENTRYPOINT ["/opt/venv/bin/python", "-I", "-m", "grader_harness"]

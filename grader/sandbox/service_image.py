@@ -19,7 +19,8 @@ from ..constants import (
     SERVICE_BASE_TAG,
     SERVICE_DIR,
 )
-from .images import ImageBuilder, Progress
+from .base_image import Progress
+from .images import ImageBuilder, copy_wheels
 
 _SOURCES = ("grader", "worker", "challenges")
 _PYTHON = "3.11"
@@ -34,6 +35,7 @@ def _sources(repo: Path) -> list[Path]:
     files += sorted((repo / "images").glob("*/environment.toml"))
     files += sorted((repo / "images").glob("*/requirements.lock"))
     files += sorted((repo / "images").glob("*/Dockerfile"))
+    files += sorted((repo / "images").glob("*.Dockerfile"))
     files += [repo / "pyproject.toml"]
     return sorted(files)
 
@@ -78,9 +80,7 @@ def build_service_image(
         context = Path(tmp)
         shutil.copy2(folder / "Dockerfile", context / "Dockerfile")
         shutil.copy2(folder / "requirements.lock", context / "requirements.lock")
-        (context / "wheels").mkdir()
-        for wheel in wheels.glob("*.whl"):
-            shutil.copy2(wheel, context / "wheels" / wheel.name)
+        copy_wheels(wheels, context / "wheels")
         app = context / "app"
         for path in _sources(repo):
             target = app / path.relative_to(repo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from grader.domain import RunMode, RunRequest
-from worker.sandbox.profiles import Profile, imported_roots, profile_for
+from grader.sandbox.preimport import PreimportProfile, imported_roots, profile_for
 
 PREIMPORT = ("fastapi", "httpx", "pytest")
 
@@ -42,28 +42,28 @@ def test_oversized_sources_are_not_parsed() -> None:
 @pytest.mark.parametrize(
     ("request_", "profile"),
     [
-        (script(("main.py", "print(sum(range(10)))\n")), Profile.BARE),
-        (script(("main.py", "import asyncio, json\nprint(1)\n")), Profile.BARE),
-        (script(("main.py", "import fastapi\n")), Profile.FULL),
-        (script(("main.py", "import requests\n")), Profile.FULL),  # not stdlib: be safe
-        (script(("main.py", "def f(:\n")), Profile.FULL),
-        (script(("main.py", "import helper\n"), ("helper.py", "X = 1\n")), Profile.BARE),
-        (script(("main.py", "import pkg.mod\n"), ("pkg/mod.py", "X = 1\n")), Profile.BARE),
-        (script(("main.py", "print(1)\n"), ("helper.py", "import httpx\n")), Profile.FULL),
-        (script(("main.py", "print(1)\n"), ("data.txt", "import httpx\n")), Profile.BARE),
+        (script(("main.py", "print(sum(range(10)))\n")), PreimportProfile.BARE),
+        (script(("main.py", "import asyncio, json\nprint(1)\n")), PreimportProfile.BARE),
+        (script(("main.py", "import fastapi\n")), PreimportProfile.FULL),
+        (script(("main.py", "import requests\n")), PreimportProfile.FULL),  # not stdlib: be safe
+        (script(("main.py", "def f(:\n")), PreimportProfile.FULL),
+        (script(("main.py", "import helper\n"), ("helper.py", "X = 1\n")), PreimportProfile.BARE),
+        (script(("main.py", "import pkg.mod\n"), ("pkg/mod.py", "X = 1\n")), PreimportProfile.BARE),
+        (script(("main.py", "print(1)\n"), ("helper.py", "import httpx\n")), PreimportProfile.FULL),
+        (script(("main.py", "print(1)\n"), ("data.txt", "import httpx\n")), PreimportProfile.BARE),
         (
             RunRequest(
                 mode=RunMode.PYTEST, files={"test_x.py": "def test(): pass\n"}, entry="test_x.py"
             ),
-            Profile.FULL,
+            PreimportProfile.FULL,
         ),
     ],
 )
-def test_profile_for(request_: RunRequest, profile: Profile) -> None:
+def test_profile_for(request_: RunRequest, profile: PreimportProfile) -> None:
     assert profile_for(request_, PREIMPORT) is profile
 
 
 def test_an_image_without_preimports_is_always_bare() -> None:
     pytest_run = RunRequest(mode=RunMode.PYTEST, files={"t.py": "import pytest\n"}, entry="t.py")
-    assert profile_for(pytest_run, ()) is Profile.BARE
-    assert profile_for(script(("main.py", "import fastapi\n")), ()) is Profile.BARE
+    assert profile_for(pytest_run, ()) is PreimportProfile.BARE
+    assert profile_for(script(("main.py", "import fastapi\n")), ()) is PreimportProfile.BARE

@@ -10,8 +10,7 @@ from dataclasses import dataclass, field
 
 from grader.domain import Limits
 from grader.errors import SandboxError
-from worker.sandbox import WarmPool
-from worker.sandbox.pool import Activity
+from grader.sandbox import Activity, WarmPool
 
 
 @dataclass

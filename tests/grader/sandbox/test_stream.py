@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from worker.sandbox.stream import STDERR_CAP, AttachStream
+from grader.sandbox.stream import STDERR_CAP, AttachStream
 
 
 def frame(stream_id: int, data: bytes) -> bytes:

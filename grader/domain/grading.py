@@ -1,0 +1,72 @@
+"""The grading recipe: which answers a challenge admits, how code is run, how it is judged.
+
+Used by the API (admission, before anything is queued), the worker (every production run) and
+``grader challenges validate`` (the challenge's own code and options). The comparison happens
+on the worker, outside the container: nothing of the expectation enters the sandbox except
+hidden test code.
+"""
+
+from __future__ import annotations
+
+from .challenge import Challenge, Expectation, Kind
+from .compare import compare, grade_choice
+from .observation import Limits, RunMode, RunRequest
+from .sandbox import Sandbox
+from .submission import Submission
+from .verdict import Verdict, VerdictStatus
+
+SNIPPET_FILE = "main.py"
+TEST_SNIPPET_FILE = "test_snippet.py"
+
+
+def refusal(challenge: Challenge, *, code: bool, choice: bool) -> str | None:
+    """Why ``challenge`` cannot take this kind of answer, or None when it can."""
+    if choice and not challenge.options:
+        return f"{challenge.qualified_id} takes code, not a choice"
+    if code and challenge.kind is Kind.CONCEPTUAL:
+        return f"{challenge.qualified_id} is answered by choice, not by code"
+    return None
+
+
+def request_for(challenge: Challenge, code: str, expectation: Expectation | None) -> RunRequest:
+    """The run of ``code`` (the challenge's, an option's or a learner's) for this challenge."""
+    state = challenge.state_names(expectation)
+    if expectation is not None and expectation.tests is not None:
+        tests = expectation.tests
+        return RunRequest(
+            mode=RunMode.PYTEST,
+            entry=tests.file,
+            state=state,
+            files={tests.solution_file: code, tests.file: tests.code},
+        )
+    if challenge.mode is RunMode.PYTEST:
+        return RunRequest(
+            mode=RunMode.PYTEST,
+            files={TEST_SNIPPET_FILE: code},
+            entry=TEST_SNIPPET_FILE,
+            state=state,
+        )
+    return RunRequest(
+        mode=RunMode.SCRIPT, files={SNIPPET_FILE: code}, entry=SNIPPET_FILE, state=state
+    )
+
+
+def grade(
+    submission: Submission, challenge: Challenge, sandbox: Sandbox, limits: Limits
+) -> Verdict:
+    """The verdict of one submission. Infrastructure failures propagate as exceptions."""
+    if submission.choice is not None:
+        return grade_choice(challenge, submission.choice)
+    if submission.code is None:
+        return Verdict(status=VerdictStatus.REJECTED, reason="no code and no choice")
+    environment = submission.environment or challenge.environment
+    expectation = challenge.expectation_for(environment)
+    refused = refusal(challenge, code=True, choice=False)
+    if refused is not None or expectation is None:
+        return Verdict(
+            status=VerdictStatus.REJECTED,
+            reason=refused or f"{challenge.qualified_id} has no expectation in {environment}",
+        )
+    request = request_for(challenge, submission.code, expectation)
+    observation = sandbox.run(environment, request, limits)
+    return compare(challenge.kind, expectation, observation)

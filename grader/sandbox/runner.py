@@ -1,0 +1,358 @@
+"""The Docker sandbox: ``run`` an environment's snippet in a fresh container, get an Observation.
+
+One fresh container per run, never reused, hardened at creation (``containers.py``,
+docs/security.md). The submission goes in over the attach stream's stdin; the supervisor's
+report comes back over the attach stream's stdout, byte-capped (``protocol.py``). A warm pool
+of ready containers takes the start-up off the submission's path (``pool.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from ..constants import ENV_IMAGE_REPO
+from ..domain import Limits, Observation, RunRequest, RunStatus
+from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxError
+from ..settings import SandboxSettings
+from .containers import Containers, fixed_limits
+from .engine import DockerClient, EnvironmentImage, connect, environment_image
+from .pool import Activity, WarmPool
+from .preimport import PreimportProfile, profile_for
+from .protocol import (
+    FinalReport,
+    HarnessSubmission,
+    ReadyEvent,
+    harness_argv,
+    parse_line,
+    to_observation,
+)
+from .seccomp import seccomp_policy
+from .stream import AttachStream
+
+log = structlog.get_logger(__name__)
+BUILTIN_SECCOMP = "builtin"
+"""Use the seccomp policy shipped in ``seccomp.json``; ``None`` means the engine's default."""
+READY_TIMEOUT = 30.0
+"""Seconds a fresh container may take to import its packages and say it is ready."""
+REMOVAL_DEFER_MAX = 5.0
+"""Seconds a finished container's removal may wait for a moment without runs."""
+PoolKey = tuple[str, PreimportProfile]
+"""What a warm container is ready for: an environment and a pre-import profile."""
+
+
+@dataclass
+class ReadyContainer:
+    """A started container whose harness is ready and waits for exactly one submission."""
+
+    stream: AttachStream
+    image: EnvironmentImage
+    limits: Limits
+    expires: float
+    profile: PreimportProfile = PreimportProfile.FULL
+
+    @property
+    def container_id(self) -> str:
+        return self.stream.container_id
+
+
+class DockerSandbox:
+    """Runs snippets in fresh, locked-down containers built from environment images."""
+
+    def __init__(
+        self,
+        client: DockerClient,
+        *,
+        runtime: str | None = None,
+        seccomp: str | None = BUILTIN_SECCOMP,
+        report_max_bytes: int = 4 * 1024 * 1024,
+        grace_seconds: float = 2.0,
+        owner: str | None = None,
+        repository: str = ENV_IMAGE_REPO,
+        preimport: bool = True,
+    ) -> None:
+        self._client = client
+        self.owner = owner or uuid.uuid4().hex[:12]
+        # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
+        self.containers = Containers(
+            client,
+            owner=self.owner,
+            seccomp=seccomp_policy() if seccomp == BUILTIN_SECCOMP else seccomp,
+            runtime=runtime,
+            report_max_bytes=report_max_bytes,
+        )
+        self._report_max = report_max_bytes
+        self._grace = grace_seconds
+        self._repository = repository
+        self._preimport = preimport
+        self._closing = threading.Event()
+        self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+        self._removals_lock = threading.Lock()
+        self._reaper: threading.Thread | None = None
+        self._images: dict[str, EnvironmentImage] = {}
+        self.activity = Activity()
+        """Runs in progress; refills and removals wait for a moment without any."""
+        self.pool: WarmPool[PoolKey, ReadyContainer] | None = None
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> DockerSandbox:
+        """A sandbox on the local engine (``DOCKER_HOST`` and friends are honoured)."""
+        return cls(connect(), **kwargs)
+
+    @classmethod
+    def from_settings(
+        cls, settings: SandboxSettings, repository: str = ENV_IMAGE_REPO, **kwargs: Any
+    ) -> DockerSandbox:
+        """A sandbox configured by the ``sandbox`` section of the settings."""
+        return cls.from_env(
+            runtime=settings.runtime,
+            report_max_bytes=settings.report_max_bytes,
+            grace_seconds=settings.harness_grace_seconds,
+            repository=repository,
+            **kwargs,
+        )
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def start_reaper(self, interval: float) -> None:
+        """Remove expired sandbox containers now and every ``interval`` seconds."""
+        self.reap(expired_only=True)
+        if self._reaper is not None:
+            return
+
+        def loop() -> None:
+            while not self._closing.wait(interval):
+                try:
+                    removed = self.reap(expired_only=True)
+                except GraderError as exc:
+                    log.warning("reaper_failed", error=str(exc))
+                    continue
+                if removed:
+                    log.info("reaped_orphans", count=removed)
+
+        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
+
+    def busy(self) -> contextlib.AbstractContextManager[None]:
+        """A scope of latency-sensitive work: pool refills and removals wait until it ends."""
+        return self.activity.busy()
+
+    def start_pool(
+        self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
+    ) -> WarmPool[PoolKey, ReadyContainer]:
+        """Keep ``size`` ready containers per environment and profile (0 disables the pool)."""
+        profiles = (
+            [PreimportProfile.FULL, PreimportProfile.BARE]
+            if self._preimport
+            else [PreimportProfile.BARE]
+        )
+        self.pool = WarmPool(
+            start=lambda key: self.prestart(key[0], limits, ttl=ttl, profile=key[1]),
+            destroy=self.destroy,
+            alive=lambda ready: ready.expires > time.time() + 5,
+            keys=[(env, profile) for env in environments for profile in profiles],
+            size=size,
+            accepts=lambda ready, wanted: fixed_limits(ready.limits) == fixed_limits(wanted),
+            activity=self.activity,
+        )
+        self.pool.start()
+        return self.pool
+
+    def close(self) -> None:
+        """Drain the pool and remove every container this sandbox owns."""
+        self._closing.set()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
+        if self._reaper is not None:
+            self._reaper.join(timeout=30)
+            self._reaper = None
+        self.drain_removals()
+        self.reap(owner=self.owner)
+
+    # images -------------------------------------------------------------------------------
+
+    def resolve(self, environment: str) -> EnvironmentImage:
+        """The environment's current image, referenced by id (cached until it disappears)."""
+        cached = self._images.get(environment)
+        if cached is None:
+            cached = environment_image(self._client, environment, self._repository)
+            self._images[environment] = cached
+        return cached
+
+    # runs ---------------------------------------------------------------------------------
+
+    def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
+        """Run ``request`` in a fresh container; what the snippet does is data in the result."""
+        with self.busy():
+            profile = self.profile_for(environment, request)
+            warm = self.pool.take((environment, profile), limits) if self.pool is not None else None
+            ready = warm or self.prestart(environment, limits, profile=profile)
+            try:
+                observation = self.execute(ready, request, limits, pool_hit=warm is not None)
+            except BaseException as exc:
+                log.warning(
+                    "sandbox_run_failed", container_id=ready.container_id, error=repr(exc)[:300]
+                )
+                self.destroy(ready)
+                raise
+        # The run is over and its report read: remove the container off the caller's path.
+        ready.stream.close()
+        with self._removals_lock:
+            self._removals.submit(self._remove_quietly, ready.container_id)
+        log.info(
+            "sandbox_run",
+            container_id=ready.container_id,
+            environment=environment,
+            status=observation.status.value,
+            pool_hit=observation.pool_hit,
+            profile=ready.profile.value,
+            wall_seconds=observation.wall_seconds,
+        )
+        return observation
+
+    def profile_for(self, environment: str, request: RunRequest) -> PreimportProfile:
+        """The pre-import profile a run of ``request`` should start from."""
+        image = self.resolve(environment)
+        return profile_for(request, image.preimport if self._preimport else ())
+
+    def prestart(
+        self,
+        environment: str,
+        limits: Limits,
+        *,
+        ttl: float | None = None,
+        profile: PreimportProfile = PreimportProfile.FULL,
+    ) -> ReadyContainer:
+        """Create and start a container, and wait until its harness has pre-imported."""
+        image = self.resolve(environment)
+        lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
+        expires = time.time() + lifetime
+        modules = image.preimport if self._preimport and profile is PreimportProfile.FULL else ()
+        container_id: str | None = None
+        try:
+            container_id = self.containers.create(image, limits, expires, harness_argv(modules))
+            stream = self.containers.attach_and_start(container_id)
+        except SandboxError as exc:
+            if isinstance(exc, NotInEngine):
+                self._images.pop(environment, None)  # rebuilt meanwhile: resolve again next time
+            if container_id is not None:
+                self.containers.remove(container_id)
+            raise SandboxError(f"cannot start a sandbox for {environment}: {exc}") from None
+        ready = ReadyContainer(stream, image, limits, expires, profile)
+        try:
+            self._await_ready(ready)
+        except BaseException:
+            self.destroy(ready)
+            raise
+        return ready
+
+    def destroy(self, ready: ReadyContainer) -> None:
+        """Close the attach stream first (or the exit stalls), then remove the container."""
+        ready.stream.close()
+        self.containers.remove(ready.container_id)
+
+    def _await_ready(self, ready: ReadyContainer) -> ReadyEvent:
+        line = ready.stream.read_line(time.monotonic() + READY_TIMEOUT)
+        if line is None:
+            raise SandboxError(
+                f"{ready.image.environment}: the harness never became ready"
+                + ready.stream.stderr_tail()
+            )
+        event: ReadyEvent = parse_line(line, ReadyEvent)
+        if event.preimport_failed:
+            raise SandboxError(f"pre-import failed in the image: {event.preimport_failed}")
+        return event
+
+    def execute(
+        self, ready: ReadyContainer, request: RunRequest, limits: Limits, *, pool_hit: bool
+    ) -> Observation:
+        """Hand ``request`` to a ready container and read its report (the timed part of a run).
+
+        The container is not removed here: ``run`` does that, off the caller's path.
+        """
+        stream = ready.stream
+        # The report carries both streams base64-encoded (4/3) plus the child's report.
+        stream.stdout_cap = self._report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
+        try:
+            stream.send(HarnessSubmission.of(request, limits).line())
+        except OSError as exc:
+            raise SandboxError(f"cannot send the submission: {exc}") from None
+        # The supervisor enforces the wall limit itself; this deadline is the backstop.
+        deadline = time.monotonic() + limits.wall_seconds + self._grace
+        line = stream.read_line(deadline)
+        hit_deadline = line is None and time.monotonic() >= deadline
+        stream.close()  # before kill: a half-read attach stream stalls the container's exit
+        if line is None:
+            return self._without_report(ready, request, pool_hit=pool_hit, deadline=hit_deadline)
+        report: FinalReport = parse_line(line, FinalReport)
+        if report.status == "harness_error":
+            raise HarnessProtocolError(f"the harness failed: {report.error}")
+        return to_observation(
+            report,
+            environment=ready.image.ref,
+            mode=request.mode,
+            requested_state=request.state,
+            oom_killed=False,
+            container_id=ready.container_id,
+            pool_hit=pool_hit,
+        )
+
+    def _without_report(
+        self, ready: ReadyContainer, request: RunRequest, *, pool_hit: bool, deadline: bool
+    ) -> Observation:
+        """No report came: the engine says whether memory or time ended the run."""
+        oom_killed = bool(self.containers.stop(ready.container_id).get("OOMKilled"))
+        base = {
+            "environment": ready.image.ref,
+            "mode": request.mode,
+            "container_id": ready.container_id,
+            "pool_hit": pool_hit,
+        }
+        if oom_killed:
+            return Observation(
+                status=RunStatus.MEMORY_LIMIT_EXCEEDED,
+                oom_killed=True,
+                error="the sandbox was killed for memory",
+                **base,
+            )
+        if deadline:
+            return Observation(
+                status=RunStatus.TIME_LIMIT_EXCEEDED,
+                timed_out=True,
+                error="no report before the hard deadline",
+                **base,
+            )
+        reason = "report over the size cap" if ready.stream.overflow else "no report"
+        raise HarnessProtocolError(f"{reason} from the harness" + ready.stream.stderr_tail())
+
+    # teardown -------------------------------------------------------------------------------
+
+    def _remove_quietly(self, container_id: str) -> None:
+        self.activity.wait_quiet(REMOVAL_DEFER_MAX)  # upkeep: not while a run is going on
+        try:
+            self.containers.remove(container_id)
+        except SandboxError as exc:  # the reaper gets it later; never lose the verdict
+            log.warning("container_removal_failed", container_id=container_id, error=str(exc))
+
+    def drain_removals(self) -> None:
+        """Wait until every container of a finished run is removed (tests, shutdown)."""
+        with self._removals_lock:
+            old = self._removals
+            self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
+        old.shutdown(wait=True)
+
+    def reap(self, *, owner: str | None = None, expired_only: bool = False) -> int:
+        """Remove sandbox containers left behind: one owner's, expired ones, or all."""
+        return self.containers.reap(owner=owner, expired_only=expired_only)
+
+    def count_containers(self, *, owner: str | None = None) -> int:
+        """How many sandbox containers exist (of one owner, or in all)."""
+        return self.containers.count(owner=owner)

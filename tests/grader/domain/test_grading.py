@@ -1,0 +1,115 @@
+"""The grading recipe: admission, the run a challenge asks for, and the verdict of a submission."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.domain import CapturedStream, Limits, Observation, RunMode, RunRequest
+from grader.domain.challenge import Challenge
+from grader.domain.grading import grade, refusal, request_for
+from grader.domain.submission import Submission
+from grader.domain.verdict import VerdictStatus
+from grader.errors import SandboxError
+from grader.sandbox.testing import FakeSandbox, completed
+
+
+def challenge(**fields: object) -> Challenge:
+    return Challenge.model_validate(
+        {"id": "c", "set": "s", "title": "t", "prompt": "p", "environment": "env-a", **fields}
+    )
+
+
+OUTPUT = challenge(
+    kind="output",
+    code="print(2)",
+    answer="A",
+    options=[{"label": "A", "text": "2"}, {"label": "B", "text": "3"}],
+    expectation={"output": {"stdout": "2\n"}},
+)
+CODE_ONLY = challenge(kind="output", code="print(2)", expectation={"output": {"stdout": "2\n"}})
+CONCEPTUAL = challenge(
+    kind="conceptual",
+    answer="B",
+    options=[{"label": "A", "text": "no"}, {"label": "B", "text": "yes"}],
+)
+
+
+def submission(**fields: object) -> Submission:
+    return Submission.model_validate({"id": "x", "key_id": "k", "challenge_id": "s/c", **fields})
+
+
+def printing(text: str) -> FakeSandbox:
+    return FakeSandbox(lambda env, _: completed(env, stdout=CapturedStream(text=text, bytes=1)))
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "choice", "reason"),
+    [
+        (OUTPUT, True, False, None),
+        (OUTPUT, False, True, None),
+        (CODE_ONLY, False, True, "s/c takes code, not a choice"),
+        (CONCEPTUAL, True, False, "s/c is answered by choice, not by code"),
+        (CONCEPTUAL, False, True, None),
+    ],
+)
+def test_refusal(target: Challenge, code: bool, choice: bool, reason: str | None) -> None:
+    """The one admission rule the API and the worker both apply."""
+    assert refusal(target, code=code, choice=choice) == reason
+
+
+def test_request_for_a_script_and_a_pytest_snippet() -> None:
+    """Scripts run as main.py, pytest-mode snippets as test_snippet.py, with the state asked."""
+    assert request_for(CODE_ONLY, "print(1)", CODE_ONLY.expectation) == RunRequest(
+        mode=RunMode.SCRIPT, files={"main.py": "print(1)"}, entry="main.py"
+    )
+    pytest_mode = challenge(
+        kind="state",
+        mode="pytest",
+        code="counter = 1",
+        expectation={"state": {"values": {"counter": 1}}},
+    )
+    assert request_for(pytest_mode, "counter = 1", pytest_mode.expectation) == RunRequest(
+        mode=RunMode.PYTEST,
+        files={"test_snippet.py": "counter = 1"},
+        entry="test_snippet.py",
+        state=("counter",),
+    )
+
+
+def test_grade_runs_code_and_compares_outside() -> None:
+    """Code runs in the submission's environment; the verdict compares what it printed."""
+    sandbox = printing("3\n")
+    verdict = grade(
+        submission(code="print(3)", environment="env-a"), OUTPUT, sandbox, Limits(wall_seconds=2)
+    )
+    assert verdict.status is VerdictStatus.FAILED
+    assert [(env, req.files, limits.wall_seconds) for env, req, limits in sandbox.runs] == [
+        ("env-a", {"main.py": "print(3)"}, 2)
+    ]
+
+
+def test_grade_a_choice_runs_nothing() -> None:
+    """A choice is graded against the key without a sandbox run."""
+    sandbox = printing("")
+    assert grade(submission(choice="A"), OUTPUT, sandbox, Limits()).status is VerdictStatus.PASSED
+    assert grade(submission(choice="B"), OUTPUT, sandbox, Limits()).status is VerdictStatus.FAILED
+    assert sandbox.runs == []
+
+
+def test_grade_refuses_code_for_a_conceptual_challenge() -> None:
+    """Code sent to a conceptual challenge is rejected without a run."""
+    sandbox = printing("")
+    verdict = grade(submission(code="print(1)"), CONCEPTUAL, sandbox, Limits())
+    assert verdict.status is VerdictStatus.REJECTED
+    assert verdict.reason == "s/c is answered by choice, not by code"
+    assert sandbox.runs == []
+
+
+def test_grade_lets_infrastructure_failures_propagate() -> None:
+    """Our failures are exceptions for the caller to retry, never a verdict."""
+
+    def broken(_: str, __: RunRequest) -> Observation:
+        raise SandboxError("engine down")
+
+    with pytest.raises(SandboxError, match="engine down"):
+        grade(submission(code="print(2)"), OUTPUT, FakeSandbox(broken), Limits())

@@ -1,0 +1,92 @@
+"""The values the worker, the harness and the Dockerfile must agree on, tied together."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import typing
+from pathlib import Path
+
+from grader.constants import (
+    ENVIRONMENT_DOCKERFILE,
+    HARNESS_COMMAND,
+    HARNESS_PROTOCOL_VERSION,
+    SANDBOX_UID,
+    SANDBOX_WORKDIR,
+)
+from grader.domain import Limits, RunMode, RunRequest
+from grader.sandbox.protocol import (
+    ChildReport,
+    FinalReport,
+    HarnessSubmission,
+    ReadyEvent,
+    harness_argv,
+)
+
+IMAGES = Path(__file__).resolve().parents[3] / "images"
+sys.path.insert(0, str(IMAGES / "harness"))
+
+from grader_harness import protocol as harness_protocol  # noqa: E402
+from grader_harness.submission import parse_job  # noqa: E402
+
+TEMPLATE = (IMAGES / ENVIRONMENT_DOCKERFILE).read_text(encoding="utf-8")
+
+
+def _arg_default(name: str) -> str:
+    match = re.search(rf"^ARG {name}=(\S+)$", TEMPLATE, re.MULTILINE)
+    assert match is not None, f"{ENVIRONMENT_DOCKERFILE} declares no default for {name}"
+    return match[1]
+
+
+def test_the_harness_accepts_the_submission_line_the_worker_sends() -> None:
+    """The harness's own parser reads back every field of ``HarnessSubmission``."""
+    request = RunRequest(
+        mode=RunMode.PYTEST,
+        files={"test_x.py": "def test_a(): pass\n", "pkg/helper.py": "X = '\ud800'\n"},
+        entry="test_x.py",
+        state=("counter",),
+    )
+    limits = Limits(wall_seconds=3.5, stdout_bytes=4096, stderr_bytes=8192)
+    line = HarnessSubmission.of(request, limits).line()
+    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    job = parse_job(json.loads(line))
+    assert (job.mode, job.entry, job.files, job.state) == (
+        "pytest",
+        "test_x.py",
+        dict(request.files),
+        ["counter"],
+    )
+    assert (job.wall_seconds, job.stdout_cap, job.stderr_cap) == (3.5, 4096, 8192)
+
+
+def test_protocol_versions_and_modes_agree() -> None:
+    """One protocol version and one set of modes on both sides of the container wall."""
+    assert harness_protocol.PROTOCOL_VERSION == HARNESS_PROTOCOL_VERSION
+    for model in (ReadyEvent, FinalReport):
+        assert typing.get_args(model.model_fields["version"].annotation) == (
+            HARNESS_PROTOCOL_VERSION,
+        )
+    assert set(harness_protocol.SUPPORTED_MODES) == {mode.value for mode in RunMode}
+    assert ChildReport.model_fields["tests"].metadata[0].max_length == harness_protocol.MAX_TESTS
+
+
+def test_the_workdir_agrees_everywhere() -> None:
+    """The runner's workdir and tmpfs, the harness's workdir and the image's home are one."""
+    assert harness_protocol.WORKDIR == SANDBOX_WORKDIR
+    assert _arg_default("SANDBOX_WORKDIR") == SANDBOX_WORKDIR
+
+
+def test_the_image_user_is_the_sandbox_uid() -> None:
+    """The image's user is the uid the runner starts containers as."""
+    assert _arg_default("SANDBOX_UID") == str(SANDBOX_UID)
+    assert "USER ${SANDBOX_UID}:${SANDBOX_UID}" in TEMPLATE
+
+
+def test_the_image_entrypoint_is_the_harness_command() -> None:
+    """The runner's command and the image's entry point start the same harness."""
+    match = re.search(r"^ENTRYPOINT (\[.*\])$", TEMPLATE, re.MULTILINE)
+    assert match is not None
+    assert tuple(json.loads(match[1])) == HARNESS_COMMAND
+    assert harness_argv(("fastapi",)) == [*HARNESS_COMMAND, "--preimport", "fastapi"]
+    assert harness_argv(()) == [*HARNESS_COMMAND, "--preimport"]
