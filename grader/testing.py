@@ -128,7 +128,12 @@ def worker_env(
     visibility: int = 300,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRADER_")}
+    # The test run's own GRADER_* settings stay out, except where its images are.
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GRADER_") or k.startswith("GRADER_IMAGES__")
+    }
     env.update(
         {
             "GRADER_REDIS__URL": redis_url,

@@ -49,10 +49,10 @@ def built_environments(settings: Settings) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def sandbox(built_environments: list[str]) -> Iterator[DockerSandbox]:
-    box = DockerSandbox.from_env()
-    yield box
-    box.reap(owner=box.owner)
+def sandbox(settings: Settings, built_environments: list[str]) -> Iterator[DockerSandbox]:
+    created = DockerSandbox.from_env(repository=settings.images.repository)
+    yield created
+    created.reap(owner=created.owner)
 
 
 PostCondition = Callable[[Observation | None, float, Limits], None]
