@@ -28,6 +28,8 @@ SANDBOX_UID: Final = 10001
 SANDBOX_WORKDIR: Final = "/sandbox"
 HARNESS_COMMAND: Final = ("/opt/venv/bin/python", "-I", "-m", "grader_harness")
 HARNESS_PROTOCOL_VERSION: Final = 1
+HARNESS_MAX_SUBMISSION_BYTES: Final = 4 * 1024 * 1024
+"""The largest submission line the harness reads (its ``MAX_SUBMISSION_BYTES``)."""
 
 # Files of an environment folder under images/.
 MANIFEST_FILE: Final = "environment.toml"

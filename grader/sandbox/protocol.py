@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..constants import HARNESS_COMMAND, HARNESS_PROTOCOL_VERSION
+from ..constants import HARNESS_COMMAND, HARNESS_MAX_SUBMISSION_BYTES, HARNESS_PROTOCOL_VERSION
 from ..domain import (
     CapturedStream,
     ChildReportStatus,
@@ -35,7 +35,7 @@ from ..domain import (
     SyntaxErrorInfo,
     TestResult,
 )
-from ..errors import HarnessProtocolError
+from ..errors import HarnessProtocolError, LimitsError
 
 _MAX_TESTS = 500
 
@@ -82,10 +82,19 @@ class HarnessSubmission(_Strict):
         )
 
     def line(self) -> bytes:
-        """Compact JSON and a newline (``json``: lone surrogates travel as escapes)."""
+        """Compact JSON and a newline (``json``: lone surrogates travel as escapes).
+
+        ``LimitsError`` when it is larger than the harness reads: it would refuse it anyway.
+        """
         body = self.model_dump()
         body["mode"] = self.mode.value
-        return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        data = json.dumps(body, separators=(",", ":")).encode() + b"\n"
+        if len(data) > HARNESS_MAX_SUBMISSION_BYTES:
+            raise LimitsError(
+                f"the submission takes {len(data)} bytes; a run accepts at most "
+                f"{HARNESS_MAX_SUBMISSION_BYTES}"
+            )
+        return data
 
 
 class ReadyEvent(_Strict):
@@ -196,6 +205,10 @@ def _child(
     return child.model_copy(update={"state": state}), ChildReportStatus.OK, None
 
 
+def _over_time(wall_seconds: float | None, limit: float | None) -> bool:
+    return wall_seconds is not None and limit is not None and wall_seconds >= limit
+
+
 def to_observation(
     report: FinalReport,
     *,
@@ -205,8 +218,13 @@ def to_observation(
     oom_killed: bool,
     container_id: str | None,
     pool_hit: bool,
+    wall_limit: float | None = None,
 ) -> Observation:
-    """Combine the supervisor's report with what the engine saw into an ``Observation``."""
+    """Combine the supervisor's report with what the engine saw into an ``Observation``.
+
+    A run whose wall time reached ``wall_limit`` is over time even when it finished: on a
+    starved host the supervisor's own deadline can fire late.
+    """
     base: dict[str, Any] = {
         "environment": environment,
         "mode": mode,
@@ -220,7 +238,8 @@ def to_observation(
         return Observation(
             status=RunStatus.SYNTAX_ERROR,
             syntax_error=report.syntax_error,
-            wall_seconds=report.harness_seconds,
+            wall_seconds=report.wall_seconds,
+            cpu_seconds=report.cpu_seconds,
             **base,
         )
     memory = report.memory or WireMemory()
@@ -228,7 +247,7 @@ def to_observation(
     child, child_status, child_error = _child(report.child_report, requested_state, mode)
     if oom:
         status = RunStatus.MEMORY_LIMIT_EXCEEDED
-    elif report.timed_out:
+    elif report.timed_out or _over_time(report.wall_seconds, wall_limit):
         status = RunStatus.TIME_LIMIT_EXCEEDED
     elif report.output_limit_exceeded:
         status = RunStatus.OUTPUT_LIMIT_EXCEEDED
@@ -253,7 +272,7 @@ def to_observation(
         wall_seconds=report.wall_seconds,
         cpu_seconds=report.cpu_seconds,
         peak_memory_bytes=peak,
-        timed_out=report.timed_out,
+        timed_out=report.timed_out or _over_time(report.wall_seconds, wall_limit),
         output_limit_exceeded=report.output_limit_exceeded,
         **{**base, "oom_killed": oom},
     )

@@ -190,13 +190,18 @@ class DockerSandbox:
     # runs ---------------------------------------------------------------------------------
 
     def run(self, environment: str, request: RunRequest, limits: Limits) -> Observation:
-        """Run ``request`` in a fresh container; what the snippet does is data in the result."""
+        """Run ``request`` in a fresh container; what the snippet does is data in the result.
+
+        A submission larger than the harness accepts is refused (``LimitsError``) before any
+        container is taken.
+        """
+        line = HarnessSubmission.of(request, limits).line()
         with self.busy():
             profile = self.profile_for(environment, request)
             warm = self.pool.take((environment, profile), limits) if self.pool is not None else None
             ready = warm or self.prestart(environment, limits, profile=profile)
             try:
-                observation = self.execute(ready, request, limits, pool_hit=warm is not None)
+                observation = self._execute(ready, line, request, limits, pool_hit=warm is not None)
             except BaseException as exc:
                 log.warning(
                     "sandbox_run_failed", container_id=ready.container_id, error=repr(exc)[:300]
@@ -278,21 +283,33 @@ class DockerSandbox:
 
         The container is not removed here: ``run`` does that, off the caller's path.
         """
+        line = HarnessSubmission.of(request, limits).line()
+        return self._execute(ready, line, request, limits, pool_hit=pool_hit)
+
+    def _execute(
+        self,
+        ready: ReadyContainer,
+        line: bytes,
+        request: RunRequest,
+        limits: Limits,
+        *,
+        pool_hit: bool,
+    ) -> Observation:
         stream = ready.stream
         # The report carries both streams base64-encoded (4/3) plus the child's report.
         stream.stdout_cap = self._report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
         try:
-            stream.send(HarnessSubmission.of(request, limits).line())
+            stream.send(line)
         except OSError as exc:
             raise SandboxError(f"cannot send the submission: {exc}") from None
         # The supervisor enforces the wall limit itself; this deadline is the backstop.
         deadline = time.monotonic() + limits.wall_seconds + self._grace
-        line = stream.read_line(deadline)
-        hit_deadline = line is None and time.monotonic() >= deadline
+        answer = stream.read_line(deadline)
+        hit_deadline = answer is None and time.monotonic() >= deadline
         stream.close()  # before kill: a half-read attach stream stalls the container's exit
-        if line is None:
+        if answer is None:
             return self._without_report(ready, request, pool_hit=pool_hit, deadline=hit_deadline)
-        report: FinalReport = parse_line(line, FinalReport)
+        report: FinalReport = parse_line(answer, FinalReport)
         if report.status == "harness_error":
             raise HarnessProtocolError(f"the harness failed: {report.error}")
         return to_observation(
@@ -303,6 +320,7 @@ class DockerSandbox:
             oom_killed=False,
             container_id=ready.container_id,
             pool_hit=pool_hit,
+            wall_limit=limits.wall_seconds,
         )
 
     def _without_report(

@@ -12,6 +12,7 @@ import docker
 import pytest
 
 from grader.domain import Limits, RunMode, RunRequest, RunStatus
+from grader.errors import LimitsError
 from grader.sandbox import DockerSandbox, PreimportProfile
 from grader.sandbox.containers import LABEL_EXPIRES
 from tests.conftest import NEW_ENV, OLD_ENV
@@ -114,6 +115,18 @@ def test_a_bare_container_still_imports_packages_on_demand(box: DockerSandbox) -
     assert box.profile_for(OLD_ENV, request) is PreimportProfile.BARE
     obs = box.run(OLD_ENV, request, Limits())
     assert (obs.status, obs.pool_hit, obs.stdout.text) == (RunStatus.COMPLETED, False, "fastapi\n")
+
+
+def test_a_submission_over_the_harness_cap_is_refused_without_a_container(
+    box: DockerSandbox,
+) -> None:
+    """Code the harness would refuse to read is a LimitsError before any container starts."""
+    request = RunRequest(
+        mode=RunMode.SCRIPT, files={"main.py": "#" * (4 * 1024 * 1024)}, entry="main.py"
+    )
+    with pytest.raises(LimitsError, match="a run accepts at most"):
+        box.run(OLD_ENV, request, Limits())
+    assert box.count_containers(owner=box.owner) == 0
 
 
 def test_empty_pool_falls_back_to_a_cold_start(box: DockerSandbox) -> None:

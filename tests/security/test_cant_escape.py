@@ -17,7 +17,15 @@ import docker
 import pytest
 
 from grader.constants import SANDBOX_UID
-from grader.domain import ChildReportStatus, Limits, Observation, RunStatus, StateStatus
+from grader.domain import (
+    ChildReportStatus,
+    Limits,
+    Observation,
+    RunMode,
+    RunRequest,
+    RunStatus,
+    StateStatus,
+)
 from tests.conftest import NEW_ENV, OLD_ENV, Runner
 
 pytestmark = pytest.mark.docker
@@ -1058,6 +1066,62 @@ def test_lone_surrogates_leave_a_json_serializable_observation(guarded: Runner) 
     again = Observation.model_validate_json(obs.model_dump_json())
     assert again.exception is not None and again.exception.type == "ValueError"
     assert set(again.state) == {"x"}
+
+
+# hostile sources: compiling costs the snippet, never the supervisor ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "error_type"),
+    [
+        pytest.param("x = " + "1+" * 3000 + "1\n", "RecursionError", id="3000-term-sum"),
+        pytest.param("x = " + "-" * 100_000 + "1\n", "MemoryError", id="100k-unary-minus"),
+        pytest.param("x = " + "(" * 300 + ")" * 300 + "\n", "SyntaxError", id="deep-parens"),
+        pytest.param("x = 1\0\n", None, id="nul-byte"),
+        pytest.param("x = 1" + "0" * 5000 + "\n", "SyntaxError", id="5001-digit-literal"),
+    ],
+)
+def test_a_hostile_source_is_the_learner_s_compile_error(
+    guarded: Runner, source: str, error_type: str | None
+) -> None:
+    """Sources built to break the compiler end as the snippet's compile error, in one run.
+
+    ``guarded.script`` raising (a protocol error would be retried as our fault, four
+    containers for one submission) fails the test; so does anything but a syntax error.
+    """
+    obs = guarded.script(source)
+    assert obs.status is RunStatus.SYNTAX_ERROR, obs
+    assert obs.syntax_error is not None
+    assert obs.syntax_error.file == "main.py"
+    if error_type is not None:
+        assert obs.syntax_error.type == error_type
+    assert obs.exception is None
+    assert obs.stdout.text == ""
+
+
+def test_a_compile_bomb_near_the_memory_limit_costs_only_the_run(guarded: Runner) -> None:
+    """A source whose compilation needs more memory than the run has never raises for us."""
+    source = "x = [" + "1," * 1_500_000 + "]\n"  # 3 MB: under the harness's 4 MiB cap
+    obs = guarded.script(source, limits=Limits(memory_mib=64))
+    assert obs.status in (
+        RunStatus.SYNTAX_ERROR,
+        RunStatus.MEMORY_LIMIT_EXCEEDED,
+        RunStatus.COMPLETED,
+    ), obs
+    assert obs.exception is None
+
+
+def test_a_syntax_error_reports_the_run_s_wall_time_not_the_container_s_age(run: Runner) -> None:
+    """The wall time of a syntax error is measured from the fork, not from the container start."""
+    ready = run.sandbox.prestart(OLD_ENV, Limits())
+    time.sleep(2)
+    try:
+        request = RunRequest(mode=RunMode.SCRIPT, files={"main.py": "def f(:\n"}, entry="main.py")
+        obs = run.sandbox.execute(ready, request, Limits(), pool_hit=True)
+    finally:
+        run.sandbox.destroy(ready)
+    assert obs.status is RunStatus.SYNTAX_ERROR
+    assert obs.wall_seconds is not None and obs.wall_seconds < 2
 
 
 # the worker itself --------------------------------------------------------------------------

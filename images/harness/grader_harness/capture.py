@@ -1,5 +1,5 @@
-"""Capture of the child's stdout, stderr and report pipes, each under a byte cap, until the child
-exits, the wall deadline passes or an output cap is exceeded; then their fields in the report.
+"""Capture of the child's stdout, stderr, report and compile pipes, each under a byte cap, until
+the child exits, the wall deadline passes or an output cap is exceeded; then their fields.
 """
 
 from __future__ import annotations
@@ -40,21 +40,24 @@ class Stream:
 
 
 class Capture:
-    """The child's three pipes, polled together with its pidfd where the kernel has one."""
+    """The child's four pipes, polled together with its pidfd where the kernel has one."""
 
-    __slots__ = ("err", "out", "pidfd", "poller", "report", "streams")
+    __slots__ = ("compiled", "err", "out", "pidfd", "poller", "report", "streams")
 
-    def __init__(self, pid: int, out: Stream, err: Stream, report: Stream) -> None:
+    def __init__(
+        self, pid: int, out: Stream, err: Stream, report: Stream, compiled: Stream
+    ) -> None:
         self.out = out
         self.err = err
         self.report = report
+        self.compiled = compiled
         self.pidfd: int | None
         try:
             self.pidfd = os.pidfd_open(pid)
         except (AttributeError, OSError):
             self.pidfd = None
         self.poller = select.poll()
-        self.streams = {s.fd: s for s in (out, err, report)}
+        self.streams = {s.fd: s for s in (out, err, report, compiled)}
         for fd in self.streams:
             self.poller.register(fd, select.POLLIN | select.POLLHUP)
         if self.pidfd is not None:
@@ -84,7 +87,8 @@ class Capture:
         for fd, _ in self.poller.poll(timeout_ms):
             if fd == self.pidfd:
                 continue
-            if _drain_once(self.streams[fd], self.poller) and fd != self.report.fd:
+            exceeded = _drain_once(self.streams[fd], self.poller)
+            if exceeded and fd in (self.out.fd, self.err.fd):
                 output_limit = True
         return output_limit
 
@@ -97,6 +101,19 @@ class Capture:
                 os.close(stream.fd)
         if self.pidfd is not None:
             os.close(self.pidfd)
+
+    def compile_failure(self) -> dict[str, Any] | None:
+        """The compile error the child reported before running anything, if it reported one.
+
+        Only the first line counts: it was written before any snippet code could run.
+        """
+        line = bytes(self.compiled.data).split(b"\n", 1)[0]
+        try:
+            value = json.loads(line) if line else None
+        except (ValueError, RecursionError):
+            return None
+        failure = value.get("syntax_error") if isinstance(value, dict) else None
+        return failure if isinstance(failure, dict) else None
 
     def fields(self) -> dict[str, Any]:
         """The report's ``stdout``, ``stderr`` and ``child_report`` fields, in that order."""

@@ -1,5 +1,8 @@
 """The submission: read from stdin (capped), validated, written under the work directory, and
 compiled before anything runs, so that a syntax error ends the run with nothing executed.
+
+Compiling happens in the snippet's own process, under the run's limits: a source built to
+exhaust the compiler (deep nesting, huge expressions) costs the snippet, never PID 1.
 """
 
 from __future__ import annotations
@@ -112,7 +115,12 @@ def write_files(files: dict[str, str]) -> None:
 
 
 def compile_files(job: Job) -> tuple[Any, dict[str, Any] | None]:
-    """Compile every Python file; return the entry's code or the first syntax error."""
+    """Compile every Python file; return the entry's code or the first compile failure.
+
+    Whatever compiling raises is the snippet's compile error: ``SyntaxError`` and its family,
+    ``ValueError`` (NUL bytes), ``RecursionError`` and ``MemoryError`` (nesting too deep, an
+    expression too large), ``OverflowError``.
+    """
     entry_code = None
     for name, text in job.files.items():
         if not name.endswith(".py"):
@@ -120,7 +128,7 @@ def compile_files(job: Job) -> tuple[Any, dict[str, Any] | None]:
         path = os.path.join(WORKDIR, name)
         try:
             code = compile(text, path, "exec", dont_inherit=True)
-        except (SyntaxError, ValueError) as exc:  # ValueError: source with NUL bytes
+        except Exception as exc:  # the learner's text made the compiler fail: data, not ours
             return None, syntax_error(exc, name)
         if name == job.entry:
             entry_code = code
@@ -142,7 +150,7 @@ def syntax_error(exc: Exception, name: str) -> dict[str, Any]:
         }
     return {
         "type": type(exc).__name__,
-        "message": str(exc),
+        "message": str(exc)[:1000] or type(exc).__name__,
         "file": name,
         "line": None,
         "offset": None,

@@ -1,10 +1,11 @@
 """The trusted half of the harness: PID 1 of the sandbox container.
 
 It makes itself non-dumpable (so a same-uid snippet cannot open ``/proc/1/fd/*`` or ptrace it),
-reads one submission from stdin, compiles it (a syntax error ends the run before anything
-executes), forks a child for the snippet with stdout, stderr and a report pipe of its own,
-enforces the output caps and the wall deadline, kills every leftover process, and writes one
-report on the container's stdout, which no other process in the container holds.
+reads one submission from stdin, forks a child for the snippet with stdout, stderr, a report
+pipe and a compile pipe of its own, enforces the output caps and the wall deadline, kills
+every leftover process, and writes one report on the container's stdout, which no other
+process in the container holds. The child compiles every file before anything executes (under
+the run's limits) and says so on the compile pipe, which it closes before the snippet runs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 
 from . import child
 from .capture import Capture, Stream
-from .protocol import MAX_CHILD_REPORT_BYTES, PROTOCOL_VERSION, WORKDIR
+from .protocol import MAX_CHILD_REPORT_BYTES, MAX_COMPILE_REPORT_BYTES, PROTOCOL_VERSION, WORKDIR
 from .submission import HarnessError, Job, compile_files, parse_job, read_submission, write_files
 from .warmup import preimport
 
@@ -92,33 +93,55 @@ def reap() -> None:
             return
 
 
-def supervise(job: Job, code: Any) -> dict[str, Any]:
+def supervise(job: Job) -> dict[str, Any]:
     """Fork the child, capture its pipes and exit, and return the report fields."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
+    cmp_r, cmp_w = os.pipe()
     entry_path = os.path.join(WORKDIR, job.entry)
     snippet_files = frozenset(os.path.join(WORKDIR, n) for n in job.files if n.endswith(".py"))
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
         try:
-            _prepare_child(out_w, err_w, rep_w, (out_r, err_r, rep_r))
+            _prepare_child(out_w, err_w, (rep_w, cmp_w), (out_r, err_r, rep_r, cmp_r))
+            code = _compile_or_exit(job, cmp_w)
             child.main(job.mode, entry_path, code, snippet_files, job.state, rep_w)
         finally:
             os._exit(70)
-    for fd in (out_w, err_w, rep_w):
+    for fd in (out_w, err_w, rep_w, cmp_w):
         os.close(fd)
     capture = Capture(
         pid,
         Stream(out_r, job.stdout_cap),
         Stream(err_r, job.stderr_cap),
         Stream(rep_r, MAX_CHILD_REPORT_BYTES),
+        Stream(cmp_r, MAX_COMPILE_REPORT_BYTES),
     )
     return _observe(job, pid, started, capture)
 
 
-def _prepare_child(out_w: int, err_w: int, rep_w: int, read_ends: tuple[int, ...]) -> None:
+def _compile_or_exit(job: Job, fd: int) -> Any:
+    """Compile in the child, before any snippet code runs; say how it went, then close ``fd``.
+
+    The first line on the compile pipe is written before the snippet can run, so only that
+    line is believed; a compile failure ends the child here.
+    """
+    code, failure = compile_files(job)
+    data = (json.dumps({"syntax_error": failure}, separators=(",", ":")) + "\n").encode()
+    view = memoryview(data[:MAX_COMPILE_REPORT_BYTES])
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
+    if failure is not None:
+        os._exit(1)
+    return code
+
+
+def _prepare_child(
+    out_w: int, err_w: int, keep: tuple[int, ...], read_ends: tuple[int, ...]
+) -> None:
     """Wire the child's descriptors, environment and signals before any snippet code runs."""
     for fd in read_ends:
         os.close(fd)
@@ -129,8 +152,11 @@ def _prepare_child(out_w: int, err_w: int, rep_w: int, read_ends: tuple[int, ...
     for fd in (devnull, out_w, err_w):
         if fd > 2:
             os.close(fd)
-    os.closerange(3, rep_w)
-    os.closerange(rep_w + 1, 1 << 16)
+    low = 3
+    for fd in sorted(keep):  # close everything else we inherited
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 16)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_DFL)
@@ -177,7 +203,10 @@ def _observe(job: Job, pid: int, started: float, capture: Capture) -> dict[str, 
     reap()
     wall = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    failure = capture.compile_failure()
     return {
+        "status": "syntax_error" if failure is not None else "completed",
+        "syntax_error": failure,
         "exit_code": os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else None,
         "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
         "timed_out": timed_out,
@@ -213,14 +242,8 @@ def main(argv: list[str]) -> int:
         )
         job = parse_job(read_submission())
         write_files(job.files)
-        code, syntax = compile_files(job)
         report["mode"] = job.mode
-        if syntax is not None:
-            report["status"] = "syntax_error"
-            report["syntax_error"] = syntax
-        else:
-            report["status"] = "completed"
-            report.update(supervise(job, code))
+        report.update(supervise(job))
     except HarnessError as exc:
         report["status"] = "harness_error"
         report["error"] = str(exc)

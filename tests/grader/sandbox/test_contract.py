@@ -8,14 +8,18 @@ import sys
 import typing
 from pathlib import Path
 
+import pytest
+
 from grader.constants import (
     ENVIRONMENT_DOCKERFILE,
     HARNESS_COMMAND,
+    HARNESS_MAX_SUBMISSION_BYTES,
     HARNESS_PROTOCOL_VERSION,
     SANDBOX_UID,
     SANDBOX_WORKDIR,
 )
 from grader.domain import Limits, RunMode, RunRequest
+from grader.errors import LimitsError
 from grader.sandbox.protocol import (
     ChildReport,
     FinalReport,
@@ -63,12 +67,22 @@ def test_the_harness_accepts_the_submission_line_the_worker_sends() -> None:
 def test_protocol_versions_and_modes_agree() -> None:
     """One protocol version and one set of modes on both sides of the container wall."""
     assert harness_protocol.PROTOCOL_VERSION == HARNESS_PROTOCOL_VERSION
+    assert harness_protocol.MAX_SUBMISSION_BYTES == HARNESS_MAX_SUBMISSION_BYTES
     for model in (ReadyEvent, FinalReport):
         assert typing.get_args(model.model_fields["version"].annotation) == (
             HARNESS_PROTOCOL_VERSION,
         )
     assert set(harness_protocol.SUPPORTED_MODES) == {mode.value for mode in RunMode}
     assert ChildReport.model_fields["tests"].metadata[0].max_length == harness_protocol.MAX_TESTS
+
+
+def test_a_submission_the_harness_would_refuse_is_refused_before_sending() -> None:
+    """A submission line over the harness's cap is a LimitsError on our side, not a run."""
+    big = RunRequest(
+        mode=RunMode.SCRIPT, files={"main.py": "#" * HARNESS_MAX_SUBMISSION_BYTES}, entry="main.py"
+    )
+    with pytest.raises(LimitsError, match="a run accepts at most 4194304"):
+        HarnessSubmission.of(big, Limits()).line()
 
 
 def test_the_workdir_agrees_everywhere() -> None:

@@ -54,7 +54,12 @@ def report(**overrides: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-def observe(line: bytes, state: tuple[str, ...] = ("x",), oom: bool = False):
+def observe(
+    line: bytes,
+    state: tuple[str, ...] = ("x",),
+    oom: bool = False,
+    wall_limit: float | None = None,
+):
     parsed = parse_line(line, FinalReport)
     return to_observation(
         parsed,
@@ -64,6 +69,7 @@ def observe(line: bytes, state: tuple[str, ...] = ("x",), oom: bool = False):
         oom_killed=oom,
         container_id="c1",
         pool_hit=False,
+        wall_limit=wall_limit,
     )
 
 
@@ -146,6 +152,29 @@ def test_oom_wins_over_timeout() -> None:
 def test_run_level_statuses(fields: dict[str, Any], status: RunStatus) -> None:
     """Limit flags and syntax errors map onto run-level statuses."""
     assert observe(report(**fields)).status is status
+
+
+def test_a_run_that_reached_the_wall_limit_is_over_time() -> None:
+    """A run that finished only at or past the limit (a late deadline) is time_limit_exceeded."""
+    late = observe(report(wall_seconds=6.1), wall_limit=5.0)
+    assert (late.status, late.timed_out) == (RunStatus.TIME_LIMIT_EXCEEDED, True)
+    assert observe(report(wall_seconds=5.0), wall_limit=5.0).status is RunStatus.TIME_LIMIT_EXCEEDED
+    in_time = observe(report(wall_seconds=4.9), wall_limit=5.0)
+    assert (in_time.status, in_time.timed_out) == (RunStatus.COMPLETED, False)
+
+
+def test_a_syntax_error_takes_the_run_s_own_wall_time() -> None:
+    """A syntax error's wall time is the run's, not the age of the container that ran it."""
+    line = report(
+        status="syntax_error",
+        syntax_error={"type": "RecursionError", "message": "too deep", "file": "main.py"},
+        wall_seconds=0.004,
+        harness_seconds=118.0,
+    )
+    obs = observe(line)
+    assert obs.status is RunStatus.SYNTAX_ERROR
+    assert obs.wall_seconds == 0.004
+    assert obs.syntax_error is not None and obs.syntax_error.type == "RecursionError"
 
 
 def test_engine_oom_flag_counts_too() -> None:
