@@ -37,6 +37,8 @@ def host_config_kwargs(
         "tmpfs": {
             SANDBOX_WORKDIR: f"size={limits.tmpfs_mib}m,nr_inodes=4096,{_TMPFS_OPTIONS}",
             "/tmp": f"size=1m,nr_inodes=256,{_TMPFS_OPTIONS}",  # noqa: S108  inside the sandbox
+            # Our own /dev/shm replaces the engine's (whose shm_size bounds bytes, not files).
+            "/dev/shm": f"size=1m,nr_inodes=64,{_TMPFS_OPTIONS}",  # noqa: S108  inside
         },
         "cap_drop": ["ALL"],
         "security_opt": security,
@@ -52,7 +54,6 @@ def host_config_kwargs(
         "init": False,  # the harness supervisor is PID 1 and reaps every zombie itself
         "log_config": {"type": "none"},
         "ipc_mode": "private",
-        "shm_size": 1024 * 1024,  # /dev/shm is another tmpfs: keep it tiny
         "runtime": runtime,
     }
 

@@ -7,7 +7,11 @@
 no longer allowed, and the rule that allowed ``ptrace``, ``process_vm_readv``
 and ``process_vm_writev`` unconditionally on kernels >= 4.8 is gone (they stay
 allowed only with ``CAP_SYS_PTRACE``, which sandbox containers drop). Upstream's
-rule that allows ``socket`` only when its family is not ``AF_VSOCK`` (40) is kept.
+rule that allows ``socket`` for every family but ``AF_VSOCK`` (40) is replaced by an
+allow-list of the families a snippet needs: ``AF_UNIX`` (1), ``AF_INET`` (2),
+``AF_INET6`` (10), and ``AF_NETLINK`` (16) with protocol ``NETLINK_ROUTE`` (0) only
+(glibc's ``getaddrinfo`` and ``if_nameindex`` use it). ``AF_ALG``, ``AF_PACKET``,
+``AF_KEY``, ``AF_XDP``, ``AF_VSOCK`` and the rest are refused with EPERM.
 
 Use it as ``security_opt=["seccomp=" + seccomp_policy()]``.
 """

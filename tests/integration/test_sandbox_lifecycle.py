@@ -57,7 +57,7 @@ def test_container_is_created_hardened(box: DockerSandbox) -> None:
     assert host["Binds"] is None and not attrs["Mounts"]
     ulimits = {u["Name"]: (u["Soft"], u["Hard"]) for u in host["Ulimits"]}
     assert ulimits == {"nofile": (64, 64), "fsize": (8 << 20, 8 << 20), "core": (0, 0)}
-    assert set(host["Tmpfs"]) == {"/sandbox", "/tmp"}  # noqa: S108  paths inside the container
+    assert set(host["Tmpfs"]) == {"/sandbox", "/tmp", "/dev/shm"}  # noqa: S108  inside
     for options in host["Tmpfs"].values():
         assert {"noexec", "nosuid", "nodev"} <= set(options.split(","))
         assert "nr_inodes=" in options

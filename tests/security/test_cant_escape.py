@@ -354,15 +354,25 @@ def test_filling_a_writable_filesystem_stops_at_its_cap(
     assert 0 < obs.state["written"].value <= cap_mib * 1024 * 1024
 
 
-def test_creating_files_forever_runs_out_of_inodes(guarded: Runner) -> None:
-    """Creating empty files in /sandbox ends in ENOSPC at the tmpfs inode cap."""
-    code = """
+@pytest.mark.parametrize(
+    ("folder", "inodes"),
+    [
+        pytest.param("/sandbox", 4096, id="sandbox"),
+        pytest.param("/tmp", 256, id="tmp"),  # noqa: S108  inside the sandbox
+        pytest.param("/dev/shm", 64, id="dev-shm"),  # noqa: S108  inside the sandbox
+    ],
+)
+def test_creating_files_forever_runs_out_of_inodes(
+    guarded: Runner, folder: str, inodes: int
+) -> None:
+    """Creating empty files in any writable tmpfs ends in ENOSPC at its inode cap."""
+    code = f"""
 import errno
 created = 0
 error = None
 try:
     while True:
-        open(f"/sandbox/f{created}", "x").close()
+        open(f"{folder}/f{{created}}", "x").close()
         created += 1
 except OSError as exc:
     error = errno.errorcode[exc.errno]
@@ -370,7 +380,7 @@ except OSError as exc:
     obs = guarded.script(code, state=("created", "error"))
     assert obs.status is RunStatus.COMPLETED
     assert obs.state["error"].value == "ENOSPC"
-    assert 0 < obs.state["created"].value < 4096
+    assert 0 < obs.state["created"].value < inodes
 
 
 def test_opening_files_forever_runs_into_the_nofile_limit(guarded: Runner) -> None:
@@ -980,6 +990,43 @@ def test_seccomp_refuses_dangerous_syscalls(guarded: Runner, call: str, outcome:
     obs = guarded.script(SYSCALL + call, state=("outcome",))
     assert obs.status is RunStatus.COMPLETED
     assert obs.state["outcome"].value == outcome
+
+
+SOCKET_FAMILIES = """
+import errno, socket
+outcome = {}
+for name, family, kind, proto in CASES:
+    try:
+        socket.socket(family, kind, proto).close()
+        outcome[name] = "created"
+    except OSError as exc:
+        outcome[name] = errno.errorcode.get(exc.errno, str(exc.errno))
+"""
+
+
+def test_only_the_socket_families_a_snippet_needs_can_be_created(guarded: Runner) -> None:
+    """Unix, IPv4, IPv6 and routing netlink sockets work; every other family is EPERM."""
+    cases = [
+        ("unix", 1, 1, 0),
+        ("inet", 2, 1, 0),
+        ("inet6", 10, 2, 0),
+        ("netlink-route", 16, 3, 0),
+        ("netlink-audit", 16, 3, 9),
+        ("netlink-kobject-uevent", 16, 3, 15),
+        ("alg", 38, 5, 0),
+        ("key", 15, 3, 2),
+        ("packet", 17, 3, 0),
+        ("xdp", 44, 3, 0),
+        ("vsock", 40, 1, 0),
+        ("bluetooth", 31, 3, 0),
+        ("tipc", 30, 5, 0),
+    ]
+    obs = guarded.script(f"CASES = {cases!r}\n" + SOCKET_FAMILIES, state=("outcome",))
+    assert obs.status is RunStatus.COMPLETED
+    allowed = {"unix", "inet", "inet6", "netlink-route"}
+    assert obs.state["outcome"].value == {
+        name: "created" if name in allowed else "EPERM" for name, *_ in cases
+    }
 
 
 # state between runs -------------------------------------------------------------------------
