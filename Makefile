@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps images up down test lint fmt bench clean
+.PHONY: help setup system-deps images up down test lint fmt bench gvisor clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ lint: setup  ## ruff, formatting and mypy --strict
 fmt: setup  ## apply ruff's fixes and formatting
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
+
+gvisor: setup  ## install gVisor (Debian runsc) and register it with the Docker engine (root)
+	@command -v runsc >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runsc >/dev/null)
+	$(BIN)/grader deploy gvisor
 
 clean:  ## remove the virtualenv and caches (images stay; see `grader images list`)
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -50,7 +50,7 @@ def built_environments(settings: Settings) -> list[str]:
 
 @pytest.fixture(scope="session")
 def sandbox(settings: Settings, built_environments: list[str]) -> Iterator[DockerSandbox]:
-    created = DockerSandbox.from_env(repository=settings.images.repository)
+    created = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     yield created
     created.reap(owner=created.owner)
 

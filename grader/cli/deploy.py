@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 
 from ..api.security import hash_key, new_key
+from ..errors import GraderError
+from ..sandbox import connect, gvisor
 
 deploy_app = typer.Typer(help="Helpers for the docker-compose deployment.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -82,3 +84,27 @@ def wait(
     typer.echo(f"Grader is ready at {url}  (OpenAPI docs: {url}/docs)")
     typer.echo(f"Submitter key: {submitter}")
     typer.echo(f'Try: curl -s -H "Authorization: Bearer {submitter}" {url}/v1/challenges')
+
+
+@deploy_app.command("gvisor")
+def register_gvisor(
+    daemon_json: Annotated[Path, typer.Option(help="The engine's configuration")] = (
+        gvisor.DAEMON_JSON
+    ),
+) -> None:
+    """Register gVisor (runsc) with the Docker engine and reload it (root; runsc installed)."""
+    try:
+        changed = gvisor.register(daemon_json)
+        client = connect()
+        if changed or gvisor.RUNTIME not in gvisor.runtimes(client):
+            gvisor.reload_engine()
+        if not gvisor.wait_for_runsc(client):
+            console.print("[bold red]error:[/] the engine does not list runsc after the reload")
+            raise typer.Exit(code=1)
+    except GraderError as exc:
+        console.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(code=1) from None
+    typer.echo(
+        f"runsc is registered ({' '.join(gvisor.RUNSC_ARGS)}); "
+        "set GRADER_SANDBOX__RUNTIME=runsc to run sandboxes under gVisor"
+    )
