@@ -121,15 +121,25 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    @model_validator(mode="after")
+    def _keys_are_distinct(self) -> ApiSettings:
+        problem = _duplicate_keys(self.keys)
+        if problem is not None:
+            raise ValueError(problem)
+        return self
+
     def check_for_service(self) -> None:
-        """Refuse to serve with no keys, weak secrets or well-known default keys."""
+        """Refuse to serve with no keys, duplicates, weak secrets or well-known default keys.
+
+        Duplicates are checked here too: settings changed with ``model_copy`` skip validators.
+        """
         if not self.keys:
             raise ConfigError(
                 "no API keys configured: set GRADER_API__KEYS (make one with 'grader keys new')"
             )
-        ids = [key.id for key in self.keys]
-        if len(set(ids)) != len(ids):
-            raise ConfigError("API key ids must be unique")
+        problem = _duplicate_keys(self.keys)
+        if problem is not None:
+            raise ConfigError(problem)
         for key in self.keys:
             if key.sha256 in _DEFAULT_KEY_HASHES:
                 raise ConfigError(f"API key {key.id!r} is a well-known default; make a new one")
@@ -138,6 +148,26 @@ class ApiSettings(BaseModel):
                 raise ConfigError(
                     f"webhook secret of key {key.id!r} is too weak (32+ random characters)"
                 )
+
+
+def _duplicate_keys(keys: list[ApiKey]) -> str | None:
+    """Why ``keys`` are ambiguous (an id or a key listed twice), or None.
+
+    One raw key under two ids would authenticate as whichever comes last, with its role.
+    """
+    seen_ids: set[str] = set()
+    seen_hashes: dict[str, str] = {}
+    for key in keys:
+        if key.id in seen_ids:
+            return f"API key id {key.id!r} is listed twice; ids must be unique"
+        seen_ids.add(key.id)
+        if key.sha256 in seen_hashes:
+            return (
+                f"API keys {seen_hashes[key.sha256]!r} and {key.id!r} have the same sha256: "
+                "one key cannot have two ids or roles; make a new key for one of them"
+            )
+        seen_hashes[key.sha256] = key.id
+    return None
 
 
 _DEFAULT_SECRETS = {"changeme", "change-me", "secret", "password", "default", "test"}

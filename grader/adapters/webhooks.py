@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import re
 import socket
 import time
 from urllib.parse import urlsplit
@@ -37,28 +38,89 @@ def verify(
 
 
 def check_callback_url(url: str, allow_hosts: list[str]) -> None:
-    """Refuse URLs that are not http(s) or that resolve to non-public addresses."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    """Refuse URLs that are not http(s), or whose host is not plainly a public address.
+
+    Both urllib and httpx must read the URL; the host and port checked are httpx's, the parser
+    that delivers it. Every address the host resolves to must be public, and so must any IPv4
+    address embedded in an IPv6 one (NAT64, IPv4-mapped, 6to4, ...). Numbers that only some
+    parsers read as IPv4 (``2130706433``, ``0177.0.0.1``, ``0x7f.1``) are refused outright.
+    """
+    try:
+        _ = urlsplit(url).port  # reading the port is what makes urllib check it
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UnsafeCallback(f"callback_url is not a valid URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         raise UnsafeCallback(f"callback_url must be an http(s) URL with a host, got {url!r}")
-    if parts.username or parts.password:
+    if parsed.userinfo:
         raise UnsafeCallback("callback_url must not carry credentials")
-    host = parts.hostname
+    port = parsed.port if parsed.port is not None else 443 if parsed.scheme == "https" else 80
+    if not 0 < port <= 65535:
+        raise UnsafeCallback(f"callback_url port must be between 1 and 65535, got {port}")
+    host = parsed.host
     if host in allow_hosts:
         return
-    try:
-        infos = socket.getaddrinfo(
-            host, parts.port or (443 if parts.scheme == "https" else 80), proto=socket.IPPROTO_TCP
+    if _numeric(host) and not _dotted_quad(host):
+        raise UnsafeCallback(
+            f"callback host {host!r} is a number but not a dotted-decimal IPv4 address"
         )
-    except (socket.gaierror, UnicodeError) as exc:
+    try:
+        infos = socket.getaddrinfo(parsed.raw_host.decode("ascii"), port, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError) as exc:
         raise UnsafeCallback(f"callback host {host!r} does not resolve: {exc}") from None
     for *_, sockaddr in infos:
-        address = ipaddress.ip_address(sockaddr[0])
-        if not address.is_global or address.is_multicast:
+        why = _not_public(ipaddress.ip_address(sockaddr[0]))
+        if why is not None:
             raise UnsafeCallback(
-                f"callback host {host!r} resolves to {address}, a private, loopback, "
-                "link-local or reserved address; ask the operator to allow-list it"
+                f"callback host {host!r} resolves to {why}; ask the operator to allow-list it"
             )
+
+
+_PRIVATE = "a private, loopback, link-local or reserved address"
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")  # RFC 6052: the IPv4 address is the last 32 bits
+_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")  # RFC 8215: local use, never global
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")  # RFC 4291, deprecated
+_IPV4_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # RFC 2765 (SIIT)
+_NUMERIC_LABEL = re.compile(r"0x[0-9a-f]*|[0-9]+", re.IGNORECASE)
+
+
+def _not_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
+    """Why a callback may not go to ``address``, or None when it may."""
+    if not address.is_global or address.is_multicast:
+        return f"{address}, {_PRIVATE}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _NAT64_LOCAL:
+            return f"{address}, in the local-use NAT64 prefix {_NAT64_LOCAL}"
+        embedded = _embedded_ipv4(address)
+        if embedded is not None and (not embedded.is_global or embedded.is_multicast):
+            return f"{address}, which embeds {embedded}, {_PRIVATE}"
+    return None
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, when it is one of the embedding forms."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64 or address in _IPV4_COMPATIBLE or address in _IPV4_TRANSLATED:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _numeric(host: str) -> bool:
+    """Whether a resolver may read ``host`` as an IPv4 address (inet_aton's forms)."""
+    return all(_NUMERIC_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
+
+
+def _dotted_quad(host: str) -> bool:
+    try:
+        ipaddress.IPv4Address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def deliver(url: str, body: bytes, secret: str, timeout: float) -> int:

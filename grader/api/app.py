@@ -82,7 +82,11 @@ class BodyLimit:
             return
         length = Headers(scope=scope).get("content-length")
         if length is not None:
-            if not length.isdigit() or int(length) > self.limit:
+            if not (length.isascii() and length.isdigit()):
+                refusal = error_body(400, "invalid", "Content-Length must be a number of bytes")
+                await refusal(scope, receive, send)
+                return
+            if int(length) > self.limit:
                 await self._refuse(scope, receive, send)
                 return
         elif scope["method"] in ("POST", "PUT", "PATCH"):

@@ -11,10 +11,11 @@ from ..domain.challenge import Challenge, Kind
 from ..domain.submission import Role
 from ..errors import NotFound
 from ..settings import ApiKey
+from .errors import error_responses
 from .security import has_role
 from .state import api_state, current_key
 
-router = APIRouter(prefix="/v1", tags=["catalog"])
+router = APIRouter(prefix="/v1", tags=["catalog"], responses=error_responses(401, 404, 422, 503))
 _KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", "limits"}
 
 

@@ -1,10 +1,20 @@
-"""The one place that turns errors into HTTP responses. Every 4xx says what was wrong."""
+"""The one place that turns errors into HTTP responses. Every 4xx says what was wrong.
+
+Every answer that is not a success is ``{"error": {"code": ..., "message": ...}}``: ours, the
+framework's (unknown route, wrong method, unreadable body) and anything unexpected (500).
+Messages never name Redis or broker hosts: those go to the log.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -21,11 +31,62 @@ from ..errors import (
     UnsafeCallback,
 )
 
+log = structlog.get_logger(__name__)
 
-def error_body(status: int, code: str, message: str, **extra: object) -> JSONResponse:
-    return JSONResponse(
-        status_code=status, content={"error": {"code": code, "message": message, **extra}}
-    )
+UNAVAILABLE = "the submission store or the queue is unavailable; retry shortly"
+INTERNAL = "internal error; it has been logged"
+_HTTP_CODES = {400: "invalid", 404: "not_found", 405: "method_not_allowed"}
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: a stable ``code`` to branch on and a message for people."""
+
+    code: str
+    message: str
+    problems: list[dict[str, str]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The body of every error answer."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    400: "The body is not readable JSON, or the answer does not suit the challenge",
+    401: "Missing or unknown API key",
+    403: "The key's role does not allow this",
+    404: "No such challenge or submission",
+    413: "The body, the code or the batch is too large",
+    422: "The request does not match the schema (see problems), or an unsafe callback URL",
+    429: "Over the key's rate limit; see Retry-After",
+    503: "Redis or the broker is unavailable; retry",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI entries of these error statuses: every one answers an ``ErrorBody``."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
+
+
+def error_body(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
+) -> JSONResponse:
+    """An error answer; text from the request is escaped so it always encodes as UTF-8."""
+    content = _encodable({"error": {"code": code, "message": message, **extra}})
+    return JSONResponse(status_code=status, content=content, headers=headers)
+
+
+def describe(exc: GraderError) -> tuple[int, str, str]:
+    """The HTTP status, the error code and the message that answer ``exc``."""
+    if isinstance(exc, StoreError | QueueError):
+        return 503, "unavailable", UNAVAILABLE
+    status, code = _status_for(exc)
+    return status, code, INTERNAL if status == 500 else str(exc)
 
 
 def _status_for(exc: GraderError) -> tuple[int, str]:
@@ -41,9 +102,18 @@ def _status_for(exc: GraderError) -> tuple[int, str]:
         return exc.status, "rejected" if exc.status != 413 else "too_large"
     if isinstance(exc, UnsafeCallback | LimitsError | ChallengeError):
         return 422, "invalid"
-    if isinstance(exc, StoreError | QueueError):
-        return 503, "unavailable"
     return 500, "internal"
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with lone surrogates escaped (``\\ud800``), which UTF-8 cannot encode."""
+    if isinstance(value, str):
+        return value if value.isascii() else value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def install(app: FastAPI) -> None:
@@ -51,13 +121,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GraderError)
     async def grader_error(_: Request, exc: GraderError) -> JSONResponse:
-        status, code = _status_for(exc)
-        response = error_body(status, code, str(exc))
+        status, code, message = describe(exc)
+        if status >= 500:
+            log.warning("server_error", status=status, error=str(exc)[:500])
+        headers: dict[str, str] = {}
         if isinstance(exc, RateLimited):
-            response.headers["Retry-After"] = str(exc.retry_after)
+            headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
-            response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+            headers["WWW-Authenticate"] = "Bearer"
+        return error_body(status, code, message, headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -71,4 +143,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return error_body(exc.status_code, "http_error", str(exc.detail))
+        code = _HTTP_CODES.get(exc.status_code, "http_error")
+        return error_body(exc.status_code, code, str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises after this answer is sent, so the server still logs the trace.
+        log.error("internal_error", error=repr(exc)[:500])
+        return error_body(500, "internal", INTERNAL)

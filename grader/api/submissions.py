@@ -14,15 +14,28 @@ from pydantic import BaseModel, Field
 
 from ..adapters.store import new_id
 from ..adapters.webhooks import check_callback_url
+from ..domain.challenge import Challenge
 from ..domain.compare import grade_choice
 from ..domain.grading import refusal
 from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
-from ..errors import NotFound, Rejected
+from ..errors import (
+    GraderError,
+    NotFound,
+    QueueError,
+    Rejected,
+    StoreError,
+    UnsafeCallback,
+)
 from ..settings import ApiKey
+from .errors import describe, error_responses
 from .security import has_role
 from .state import ApiState, api_state, current_key
 
-router = APIRouter(prefix="/v1", tags=["submissions"])
+router = APIRouter(
+    prefix="/v1",
+    tags=["submissions"],
+    responses=error_responses(400, 401, 404, 413, 422, 429, 503),
+)
 FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
@@ -30,14 +43,8 @@ class BatchRequest(BaseModel):
     submissions: list[SubmissionRequest] = Field(min_length=1)
 
 
-def _accept(
-    state: ApiState,
-    key: ApiKey,
-    body: SubmissionRequest,
-    idempotency_key: str | None,
-    submission_id: str | None = None,
-) -> tuple[Submission, bool]:
-    """Check, store and queue one submission (blocking: runs in the thread pool)."""
+def _admit(state: ApiState, key: ApiKey, body: SubmissionRequest) -> Challenge:
+    """Every check of one submission, before anything is stored: its challenge, or why not."""
     challenge = state.challenges.get(body.challenge_id)
     if challenge is None:
         raise NotFound(f"no challenge {body.challenge_id!r}; see GET /v1/challenges")
@@ -47,11 +54,23 @@ def _accept(
     if refused is not None:
         raise Rejected(refused)
     if body.callback_url is not None:
-        check_callback_url(body.callback_url, state.settings.api.webhook_allow_hosts)
-        if not any(k.id == key.id and k.webhook_secret for k in state.settings.api.keys):
+        if not key.webhook_secret:
             raise Rejected("this API key has no webhook secret, so it cannot use callback_url")
+        check_callback_url(body.callback_url, state.settings.api.webhook_allow_hosts)
+    return challenge
+
+
+def _store_and_queue(
+    state: ApiState,
+    key: ApiKey,
+    body: SubmissionRequest,
+    challenge: Challenge,
+    idempotency_key: str | None,
+    submission_id: str,
+) -> tuple[Submission, bool]:
+    """Store an admitted submission and queue it (a choice is graded here instead)."""
     submission = Submission(
-        id=submission_id or new_id(),
+        id=submission_id,
         key_id=key.id,
         challenge_id=challenge.qualified_id,
         environment=challenge.environment,
@@ -68,8 +87,8 @@ def _accept(
         state.store.finish(stored, grade_choice(challenge, body.choice))
         if stored.callback_url:
             state.queue.enqueue_webhook(stored.id)
-    else:
-        state.queue.enqueue_run(stored.id, challenge.environment)
+        return stored, True
+    state.queue.enqueue_run(stored.id, challenge.environment)
     return stored, True
 
 
@@ -80,11 +99,59 @@ def _limit_and_accept(
     idempotency_key: str | None,
     submission_id: str,
 ) -> tuple[Submission, bool]:
+    """Count, check, store and queue one submission (blocking: runs in the thread pool)."""
     state.limiter.hit(key)
-    return _accept(state, key, body, idempotency_key, submission_id)
+    challenge = _admit(state, key, body)
+    return _store_and_queue(state, key, body, challenge, idempotency_key, submission_id)
 
 
-@router.post("/submissions", status_code=202, summary="Submit code or a choice")
+def _accept_batch(
+    state: ApiState, key: ApiKey, items: list[SubmissionRequest]
+) -> list[dict[str, Any]]:
+    """Check every item first, then store and queue the admitted ones, in order.
+
+    A refused item is answered with its error and nothing of it is stored. Once storing or
+    queueing fails (Redis or the broker is down), that item and every admitted one after it
+    are answered ``unavailable``, the later ones without being tried: none of them was queued.
+    """
+    state.limiter.hit(key, len(items))
+    outcomes: list[Challenge | GraderError] = []
+    for item in items:
+        try:
+            outcomes.append(_admit(state, key, item))
+        except (NotFound, Rejected, UnsafeCallback) as exc:
+            outcomes.append(exc)
+    results: list[Submission | GraderError] = []
+    down: GraderError | None = None
+    for item, admitted in zip(items, outcomes, strict=True):
+        if isinstance(admitted, GraderError):
+            results.append(admitted)
+        elif down is not None:
+            results.append(down)
+        else:
+            try:
+                submission, _ = _store_and_queue(state, key, item, admitted, None, new_id())
+            except (StoreError, QueueError) as exc:
+                down = exc
+                results.append(exc)
+            else:
+                results.append(submission)
+    return [_item_answer(index, result) for index, result in enumerate(results)]
+
+
+def _item_answer(index: int, result: Submission | GraderError) -> dict[str, Any]:
+    if isinstance(result, Submission):
+        return {"index": index, **result.public()}
+    _, code, message = describe(result)
+    return {"index": index, "error": {"code": code, "message": message}}
+
+
+@router.post(
+    "/submissions",
+    status_code=202,
+    summary="Submit code or a choice",
+    responses={200: {"description": "An Idempotency-Key replay, or a verdict awaited with wait"}},
+)
 async def create_submission(
     request: Request,
     body: SubmissionRequest,
@@ -130,20 +197,15 @@ async def create_submission(
 async def create_batch(
     request: Request, body: BatchRequest, key: Annotated[ApiKey, Depends(current_key)]
 ) -> JSONResponse:
-    """Queue several submissions; each item succeeds or fails on its own."""
+    """Queue several submissions: every item is checked before any is stored.
+
+    202 with one answer per item, in order: the submission, or the error that kept it out.
+    """
     state = api_state(request)
     if len(body.submissions) > state.settings.api.max_batch:
         raise Rejected(f"a batch holds at most {state.settings.api.max_batch} submissions", 413)
-    await run_in_threadpool(state.limiter.hit, key, len(body.submissions))
-    items: list[dict[str, Any]] = []
-    for index, item in enumerate(body.submissions):
-        try:
-            submission, _ = await run_in_threadpool(_accept, state, key, item, None)
-        except (NotFound, Rejected) as exc:
-            items.append({"index": index, "error": {"message": str(exc)}})
-        else:
-            items.append({"index": index, **submission.public()})
-    return JSONResponse(status_code=202, content={"submissions": items})
+    answers = await run_in_threadpool(_accept_batch, state, key, body.submissions)
+    return JSONResponse(status_code=202, content={"submissions": answers})
 
 
 @router.get("/submissions/{submission_id}", summary="Status and result (long-poll with ?wait=)")

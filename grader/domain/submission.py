@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    model_validator,
+)
 
 from .verdict import Verdict
 
@@ -28,7 +37,37 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-MetadataValue = str | int | float | bool | None
+def _unicode(value: object) -> object:
+    """Refuse lone surrogates: Python's JSON reader lets ``"\\ud800"`` through, UTF-8 cannot."""
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+def _scalar(value: object) -> str | int | float | bool | None:
+    """One metadata value: a string, a finite number, a boolean or null."""
+    if value is None or isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number (NaN, Infinity and 1e400 are not)")
+        return value
+    if isinstance(value, str):
+        _unicode(value)
+        return value
+    raise ValueError("must be a string, a number, a boolean or null")
+
+
+_UNICODE = BeforeValidator(_unicode)
+"""Last in an ``Annotated``, so it runs before the string's own checks (one message)."""
+Text = Annotated[str, _UNICODE]
+"""A string that can be stored and answered as UTF-8."""
+Scalar = str | int | float | bool | None
+MetadataValue = Annotated[Scalar, PlainValidator(_scalar, json_schema_input_type=Scalar)]
+"""A scalar that JSON can carry both ways: Python's reader takes ``NaN``; its writer does not."""
 
 
 class SubmissionRequest(BaseModel):
@@ -36,19 +75,19 @@ class SubmissionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    challenge_id: Annotated[str, StringConstraints(min_length=3, max_length=130)] = Field(
+    challenge_id: Annotated[str, StringConstraints(min_length=3, max_length=130), _UNICODE] = Field(
         description="'<set>/<id>', as listed by GET /v1/challenges"
     )
-    code: str | None = Field(default=None, description="Python source to run")
+    code: Text | None = Field(default=None, description="Python source to run")
     choice: Annotated[str, StringConstraints(pattern=r"^[A-Z]$")] | None = Field(
         default=None, description="An option label, for multiple-choice answers"
     )
-    learner_id: Annotated[str, StringConstraints(max_length=200)] | None = None
-    callback_url: Annotated[str, StringConstraints(max_length=2000)] | None = Field(
+    learner_id: Annotated[str, StringConstraints(max_length=200), _UNICODE] | None = None
+    callback_url: Annotated[str, StringConstraints(max_length=2000), _UNICODE] | None = Field(
         default=None, description="HTTPS (or allow-listed) URL that receives the signed result"
     )
-    metadata: dict[Annotated[str, StringConstraints(max_length=100)], MetadataValue] = Field(
-        default_factory=dict, max_length=50
+    metadata: dict[Annotated[str, StringConstraints(max_length=100), _UNICODE], MetadataValue] = (
+        Field(default_factory=dict, max_length=50)
     )
 
     @model_validator(mode="after")

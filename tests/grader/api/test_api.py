@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from grader.adapters.redis_keys import DONE_CHANNEL
 from grader.adapters.store import SubmissionStore
@@ -466,3 +468,42 @@ async def test_long_poll_answers_with_the_published_record(
         "from the message",
     )
     assert still_stored is not None and still_stored.status is SubmissionStatus.QUEUED
+
+
+def test_settings_refuse_one_key_under_two_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same key hash under two ids (two roles) is refused when settings are read."""
+    digest = hash_key("grd_the_same_key_twice_0123456789")
+    keys = [
+        {"id": "lms", "sha256": digest, "role": "submitter"},
+        {"id": "ops", "sha256": digest, "role": "admin"},
+    ]
+    monkeypatch.setenv("GRADER_API__KEYS", json.dumps(keys))
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    assert refused.value.errors()[0]["msg"] == (
+        "Value error, API keys 'lms' and 'ops' have the same sha256: one key cannot have two "
+        "ids or roles; make a new key for one of them"
+    )
+
+
+def test_settings_refuse_one_id_twice() -> None:
+    """Two keys under one id are refused: which secret signs its webhooks would be a guess."""
+    keys = [
+        ApiKey(id="lms", sha256=hash_key("grd_first_key_0123456789")),
+        ApiKey(id="lms", sha256=hash_key("grd_second_key_0123456789")),
+    ]
+    with pytest.raises(
+        ValidationError, match="API key id 'lms' is listed twice; ids must be unique"
+    ):
+        ApiSettings(keys=keys)
+
+
+def test_the_service_refuses_duplicate_keys_that_skipped_validation(
+    redis_server: RedisServer,
+) -> None:
+    """Settings changed with model_copy skip validators: create_app still refuses duplicates."""
+    settings = service_settings(redis_server.url)
+    twice = [*settings.api.keys, settings.api.keys[0].model_copy(update={"id": "again"})]
+    settings = settings.model_copy(update={"api": settings.api.model_copy(update={"keys": twice})})
+    with pytest.raises(ConfigError, match="API keys 'platform' and 'again' have the same sha256"):
+        create_app(settings)
