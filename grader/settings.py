@@ -63,6 +63,12 @@ class SandboxSettings(BaseModel):
         default=2.0, gt=0, description="Time past the wall limit before the container is killed"
     )
     report_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    deployment: str = Field(
+        default="default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",
+        description="Labels this deployment's sandboxes; its reaper removes only those. "
+        "Give each deployment (and test run) sharing a Docker engine its own name.",
+    )
 
     @model_validator(mode="after")
     def _defaults_within_maxima(self) -> SandboxSettings:
@@ -86,6 +92,12 @@ class RedisSettings(BaseModel):
     """Redis is broker, result store and submission store."""
 
     url: str = "redis://127.0.0.1:6379/0"
+    api_connect_timeout_seconds: float = Field(
+        default=1.0, gt=0, description="The API's connect timeout: an outage is a quick 503"
+    )
+    api_read_timeout_seconds: float = Field(
+        default=3.0, gt=0, description="The API's read timeout for one Redis command"
+    )
 
 
 class QueueSettings(BaseModel):

@@ -121,6 +121,9 @@ def service_settings(redis_url: str, **queue: object) -> Settings:
     )
 
 
+PASSED_THROUGH = ("GRADER_IMAGES__", "GRADER_SANDBOX__RUNTIME", "GRADER_SANDBOX__DEPLOYMENT")
+
+
 def worker_env(
     redis_url: str,
     *,
@@ -128,11 +131,12 @@ def worker_env(
     visibility: int = 300,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
-    # The test run's own GRADER_* settings stay out, except where its images are.
+    # The test run's own GRADER_* settings stay out, except where its images are and how and
+    # under which deployment label its sandboxes run.
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith("GRADER_") or k.startswith("GRADER_IMAGES__")
+        if not k.startswith("GRADER_") or k.startswith(PASSED_THROUGH)
     }
     env.update(
         {
@@ -158,6 +162,8 @@ class WorkerProcess:
     pool_size: int = 1
     visibility: int = 300
     concurrency: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    """More environment variables for the worker (``GRADER_*`` settings)."""
     process: subprocess.Popen[bytes] | None = None
 
     def start(self, wait: bool = True) -> None:
@@ -177,7 +183,9 @@ class WorkerProcess:
             "--without-gossip",
             "--without-mingle",
         ]
-        env = worker_env(self.redis_url, pool_size=self.pool_size, visibility=self.visibility)
+        env = worker_env(
+            self.redis_url, pool_size=self.pool_size, visibility=self.visibility, extra=self.env
+        )
         with self.log_path.open("ab") as log:  # the child keeps its own descriptor
             self.process = subprocess.Popen(
                 command,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
@@ -21,6 +23,10 @@ from grader.testing import (
     clear_heartbeats,
     service_settings,
 )
+
+# Every sandbox this test run starts carries its own deployment label, so its reapers never
+# touch a running service's sandboxes on the same engine, nor another run's.
+os.environ.setdefault("GRADER_SANDBOX__DEPLOYMENT", f"test-{uuid.uuid4().hex[:8]}")
 
 OLD_ENV = "fastapi-0.115-httpx-0.27"
 NEW_ENV = "fastapi-0.165-httpx-0.28"

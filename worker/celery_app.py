@@ -15,28 +15,20 @@ from grader.settings import get_settings
 
 from .logging_config import configure as configure_logging
 from .runtime import runtime, shutdown_runtime
-
-# Task time limits derived from the sandbox limits: the longest allowed run, the time a cold
-# container may take to become ready, the harness grace, and room for Docker itself.
-_READY_SECONDS = 30
-_OVERHEAD_SECONDS = 30
+from .timing import budget
 
 
 def make_app() -> Celery:
     settings = get_settings()
     environments = settings.queue.environments or list(discover(settings.images.root))
-    hard = int(
-        settings.sandbox.maxima.wall_seconds
-        + _READY_SECONDS
-        + settings.sandbox.harness_grace_seconds
-        + _OVERHEAD_SECONDS
-    )
+    # Derived from the sandbox limits, with room to store a result through a Redis restart.
+    limits = budget(settings)
     app = Celery("grader-worker", include=["worker.tasks"])
     app.conf.update(celery_config(settings))
     app.conf.update(
         task_queues=[Queue(queue_for(env)) for env in environments] + [Queue(QUEUE_WEBHOOKS)],
-        task_time_limit=hard,
-        task_soft_time_limit=hard - 10,
+        task_time_limit=limits.hard,
+        task_soft_time_limit=limits.soft,
         worker_concurrency=settings.queue.concurrency,
         worker_send_task_events=False,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -21,8 +22,10 @@ from grader.errors import GraderError
 from grader.sandbox import DockerSandbox, EnvironmentImage
 from grader.settings import Settings, get_settings
 
+from .sweeper import sweep_forever
+from .timing import HEARTBEAT_SECONDS, HEARTBEAT_TTL_SECONDS, Budget, budget
+
 log = structlog.get_logger(__name__)
-HEARTBEAT_SECONDS = 10
 
 
 class WorkerSandbox(Sandbox, Protocol):
@@ -37,6 +40,12 @@ class WorkerSandbox(Sandbox, Protocol):
     def close(self) -> None: ...
 
 
+def process_name() -> str:
+    """This worker process, as its heartbeat and the submissions it runs name it. The token
+    tells a restarted container's processes (same hostname, same pids) from the dead ones."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 @dataclass
 class Runtime:
     settings: Settings
@@ -45,19 +54,26 @@ class Runtime:
     sandbox: WorkerSandbox
     challenges: dict[str, Challenge]
     stopping: threading.Event = field(default_factory=threading.Event)
+    name: str = field(default_factory=process_name)
+
+    @property
+    def budget(self) -> Budget:
+        return budget(self.settings)
 
     def heartbeat(self) -> None:
-        """Tell the API (``/readyz``) this process is alive and its Docker engine answers."""
-        name = f"{socket.gethostname()}:{os.getpid()}"
+        """Tell the API (``/readyz``) and the sweepers this process is alive, and whether its
+        Docker engine answers. Sweepers re-queue what a process without a heartbeat ran."""
         while not self.stopping.is_set():
             try:
                 docker_ok = self.sandbox.count_containers() >= 0
             except GraderError:
                 docker_ok = False
             try:
-                self.store.beat(name, docker=docker_ok, ttl=3 * HEARTBEAT_SECONDS)
+                self.store.beat(self.name, docker=docker_ok, ttl=HEARTBEAT_TTL_SECONDS)
             except GraderError as exc:
                 log.warning("heartbeat_failed", error=str(exc))
+            except Exception:  # a silent heartbeat would get this process's work re-queued
+                log.exception("heartbeat_crashed")
             self.stopping.wait(HEARTBEAT_SECONDS)
 
 
@@ -99,6 +115,7 @@ def _build(settings: Settings) -> Runtime:
         store.publish_environment(name, image.image_id, image.packages)
     built = Runtime(settings, store, TaskQueue(settings), sandbox, challenges)
     threading.Thread(target=built.heartbeat, name="heartbeat", daemon=True).start()
+    threading.Thread(target=sweep_forever, args=(built,), name="sweeper", daemon=True).start()
     log.info(
         "worker_process_ready",
         environments=served,

@@ -1,63 +1,71 @@
-"""The store in Redis: submissions, results, idempotency keys, counters, rate windows, and
-what workers publish about themselves (heartbeats, environments).
+"""The submission store in Redis: submissions, results, idempotency keys, the index of
+unfinished submissions and the webhook outbox (the rest of what Redis holds: ``cluster.py``).
 
 The one way product code reaches Redis (besides Celery's broker and the API's completion
 subscription); key names are in ``redis_keys``. One JSON document per submission, kept for the
 retention period. Completion is published with the stored record as the message, so
-long-polls wake at once and answer without reading it back.
+long-polls wake at once and answer without reading it back. Each lifecycle change writes the
+record with its place in the index of unfinished submissions, where sweepers find stuck ones
+without a SCAN; changes that must not happen twice are conditional on the stored record
+(WATCH/MULTI), so a repeat or a race changes nothing.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
+import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import TypeVar, cast
 
 import redis
+from redis.client import Pipeline
 
 from ..domain.submission import Submission, SubmissionStatus, now
 from ..domain.verdict import Verdict, VerdictStatus
 from ..errors import StoreError
+from .cluster import LATENCY_BUCKETS, ClusterStore, text
 from .redis_keys import (
     DONE_CHANNEL,
-    ENVIRONMENT,
     HEARTBEAT,
     IDEMPOTENCY,
     LATENCY,
-    RATE,
+    QUEUED,
+    RUNNERS,
+    RUNNING,
     STATS,
     SUBMISSION,
+    WEBHOOK_OUTBOX,
 )
 
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+FINAL = frozenset({SubmissionStatus.DONE, SubmissionStatus.FAILED})
+Change = Callable[[Submission], Submission | None]
+"""The new record for the one stored, or None to leave it as it is."""
+T = TypeVar("T")
+
+# Claim the due entries of a sorted set at once: each is re-scored to now, so a concurrent
+# claimer does not take it again until it is due again.
+_CLAIM_DUE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[3])
+for _, member in ipairs(due) do redis.call('ZADD', KEYS[1], ARGV[2], member) end
+return due
+"""
 
 
 def new_id() -> str:
     return uuid.uuid4().hex
 
 
-class SubmissionStore:
-    """Reads and writes submissions; every Redis error becomes ``StoreError``."""
+class SubmissionStore(ClusterStore):
+    """Reads and writes submissions; every Redis error becomes ``StoreError``.
+
+    What the cluster shares besides submissions (counters, rate windows, heartbeats,
+    environments) comes from ``ClusterStore``.
+    """
 
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
-        self._redis = client
-        self._retention = retention_seconds
-
-    @classmethod
-    def from_url(cls, url: str, retention_seconds: int) -> SubmissionStore:
-        return cls(
-            redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5),
-            retention_seconds,
-        )
-
-    @property
-    def client(self) -> redis.Redis:
-        """The Redis client itself, for tests and diagnostics."""
-        return self._redis
-
-    def close(self) -> None:
-        self._redis.close()
+        super().__init__(client, retention_seconds)
+        self._claim_due = client.register_script(_CLAIM_DUE)
 
     def create(
         self, submission: Submission, idempotency_key: str | None = None
@@ -69,7 +77,7 @@ class SubmissionStore:
                 key = f"{IDEMPOTENCY}{submission.key_id}:{digest}"
                 if not self._redis.set(key, submission.id, nx=True, ex=self._retention):
                     earlier = self._redis.get(key)
-                    found = self.get(_text(earlier)) if earlier else None
+                    found = self.get(text(earlier)) if earlier else None
                     if found is not None:
                         return found, False
                     self._redis.set(key, submission.id, ex=self._retention)
@@ -79,11 +87,15 @@ class SubmissionStore:
         return submission, True
 
     def save(self, submission: Submission) -> None:
+        """Write the record as it is, indexed by its status."""
         submission.updated_at = now()
         try:
-            self._redis.set(
+            pipe = self._redis.pipeline()
+            pipe.set(
                 f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention
             )
+            _index(pipe, submission)
+            pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot save submission {submission.id}: {exc}") from None
 
@@ -94,18 +106,48 @@ class SubmissionStore:
             raise StoreError(f"cannot read submission {submission_id}: {exc}") from None
         return Submission.model_validate_json(raw) if raw else None
 
-    def mark_running(self, submission_id: str) -> Submission | None:
-        submission = self.get(submission_id)
-        if submission is None or submission.status in (
-            SubmissionStatus.DONE,
-            SubmissionStatus.FAILED,
-        ):
-            return submission
-        submission.status = SubmissionStatus.RUNNING
-        submission.started_at = now()
-        submission.attempts += 1
-        self.save(submission)
-        return submission
+    def mark_running(self, submission_id: str, worker: str | None = None) -> Submission | None:
+        """Start an attempt: ``running``, one more attempt, indexed by its start and by the
+        worker process running it. A final or missing record is returned as it is."""
+
+        def start(found: Submission) -> Submission | None:
+            if found.status in FINAL:
+                return None
+            started = found.model_copy()
+            started.status, started.started_at = SubmissionStatus.RUNNING, now()
+            started.attempts += 1
+            return started
+
+        return self.update(submission_id, start, worker=worker)[0]
+
+    def update(
+        self,
+        submission_id: str,
+        change: Change,
+        *,
+        worker: str | None = None,
+        count: str | None = None,
+    ) -> tuple[Submission | None, bool]:
+        """Replace the stored record by ``change(record)`` atomically, unless that is None: two
+        callers never both act on one state. ``count`` names a counter bumped with the write.
+        Returns the record as it now is (None if missing) and whether it was written."""
+        key = f"{SUBMISSION}{submission_id}"
+
+        def attempt(pipe: Pipeline) -> tuple[Submission | None, bool]:
+            raw = pipe.get(key)
+            found = Submission.model_validate_json(raw) if raw else None
+            changed = change(found) if found is not None else None
+            if changed is None:
+                return found, False
+            changed.updated_at = now()
+            pipe.multi()
+            pipe.set(key, changed.model_dump_json(), ex=self._retention)
+            _index(pipe, changed, worker)
+            if count is not None:
+                pipe.hincrby(STATS, count, 1)
+            return changed, True
+
+        return self._atomically(key, attempt, f"cannot update submission {submission_id}")
 
     def finish(
         self,
@@ -115,8 +157,33 @@ class SubmissionStore:
         failed: bool = False,
         packages: dict[str, str] | None = None,
         error: str | None = None,
+        webhook: bool = False,
     ) -> Submission:
-        """Record the verdict, count it, and wake anyone waiting."""
+        """Record the verdict once, count it, and wake anyone waiting (see ``complete``)."""
+        return self.complete(
+            submission, verdict, failed=failed, packages=packages, error=error, webhook=webhook
+        )[0]
+
+    def complete(
+        self,
+        submission: Submission,
+        verdict: Verdict,
+        *,
+        failed: bool = False,
+        packages: dict[str, str] | None = None,
+        error: str | None = None,
+        webhook: bool = False,
+        only_if: Callable[[Submission], bool] | None = None,
+        count: str | None = None,
+    ) -> tuple[Submission, bool]:
+        """Record the verdict unless the stored record is final; the record and whether written.
+
+        One transaction stores, counts, unindexes and announces it (the message is the record).
+        If the stored record is already final (a repeat after a lost reply, a redelivery, an
+        attempt that finished first) nothing is written or counted: it is announced again and
+        returned. ``only_if`` can refuse the stored record (returned as it is); ``webhook`` puts
+        a submission with a callback URL in the webhook outbox; ``count`` bumps one more counter.
+        """
         submission.status = SubmissionStatus.FAILED if failed else SubmissionStatus.DONE
         submission.verdict = verdict
         submission.finished_at = now()
@@ -126,10 +193,24 @@ class SubmissionStore:
             submission.environment_packages = packages
         body = submission.model_dump_json()
         latency = (submission.finished_at - submission.created_at).total_seconds()
-        try:  # one round trip: the record, the counters, and the news with the record itself
-            pipe = self._redis.pipeline()
-            pipe.set(f"{SUBMISSION}{submission.id}", body, ex=self._retention)
-            pipe.hincrby(STATS, f"verdict:{verdict.status.value}", 1)
+        key, channel = f"{SUBMISSION}{submission.id}", f"{DONE_CHANNEL}{submission.id}"
+
+        def attempt(pipe: Pipeline) -> tuple[Submission, bool]:
+            raw = pipe.get(key)
+            stored = Submission.model_validate_json(raw) if raw else None
+            if stored is not None and stored.status in FINAL:
+                pipe.multi()
+                _index(pipe, stored)
+                pipe.publish(channel, stored.model_dump_json())
+                return stored, False
+            if stored is not None and only_if is not None and not only_if(stored):
+                return stored, False
+            pipe.multi()
+            pipe.set(key, body, ex=self._retention)
+            _index(pipe, submission)
+            for name in (f"verdict:{verdict.status.value}", count):
+                if name is not None:
+                    pipe.hincrby(STATS, name, 1)
             if verdict.status is VerdictStatus.SANDBOX_ERROR:
                 pipe.hincrby(STATS, "sandbox_failures", 1)
             for bound in LATENCY_BUCKETS:
@@ -137,95 +218,89 @@ class SubmissionStore:
                     pipe.hincrby(LATENCY, f"le:{bound}", 1)
             pipe.hincrby(LATENCY, "count", 1)
             pipe.hincrbyfloat(LATENCY, "sum", latency)
-            pipe.publish(f"{DONE_CHANNEL}{submission.id}", body)
-            pipe.execute()
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot record the result of {submission.id}: {exc}") from None
-        return submission
+            if webhook and submission.callback_url:
+                pipe.zadd(WEBHOOK_OUTBOX, {submission.id: time.time()})
+            pipe.publish(channel, body)
+            return submission, True
 
-    def count(self, name: str) -> None:
+        return self._atomically(key, attempt, f"cannot record the result of {submission.id}")
+
+    def _atomically(self, key: str, attempt: Callable[[Pipeline], T], failure: str) -> T:
+        """Run ``attempt`` under WATCH of ``key`` until its MULTI goes through unraced."""
+        run = cast(Callable[[Pipeline], None], attempt)  # redis-py types it as returning None
         try:
-            self._redis.hincrby(STATS, name, 1)
+            return cast(T, self._redis.transaction(run, key, value_from_callable=True))
         except redis.RedisError as exc:
-            raise StoreError(f"cannot count {name}: {exc}") from None
+            raise StoreError(f"{failure}: {exc}") from None
 
-    def stats(self) -> tuple[dict[str, float], dict[str, float]]:
+    # the index of unfinished submissions, for the sweepers -----------------------------------
+
+    def stale(self, *, queued_before: float, running_before: float, limit: int) -> list[str]:
+        """Ids of submissions queued, or started, before these times (epoch seconds), oldest
+        first, at most ``limit`` of each."""
         try:
-            raw_stats: dict[Any, Any] = dict(self._redis.hgetall(STATS))
-            raw_latency: dict[Any, Any] = dict(self._redis.hgetall(LATENCY))
+            pipe = self._redis.pipeline(transaction=False)
+            pipe.zrangebyscore(QUEUED, "-inf", queued_before, start=0, num=limit)
+            pipe.zrangebyscore(RUNNING, "-inf", running_before, start=0, num=limit)
+            queued, running = pipe.execute()
         except redis.RedisError as exc:
-            raise StoreError(f"cannot read statistics: {exc}") from None
-        return _decode(raw_stats), _decode(raw_latency)
+            raise StoreError(f"cannot read the index of unfinished submissions: {exc}") from None
+        return [text(i) for i in [*queued, *running]]
 
-    def count_in_window(self, key_id: str, window: int, cost: int) -> int:
-        """Add ``cost`` to one key's requests in one rate window; the window's total."""
-        name = f"{RATE}{key_id}:{window}"
+    def orphans(self) -> list[str]:
+        """Ids of running submissions whose worker process is gone (its heartbeat expired)."""
+        try:
+            runners = {text(k): text(v) for k, v in self._redis.hgetall(RUNNERS).items()}
+            workers = sorted(set(runners.values()))
+            pipe = self._redis.pipeline(transaction=False)
+            for worker in workers:
+                pipe.exists(f"{HEARTBEAT}{worker}")
+            gone = {w for w, alive in zip(workers, pipe.execute(), strict=True) if not alive}
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot read who runs what: {exc}") from None
+        return [sid for sid, worker in runners.items() if worker in gone]
+
+    def forget(self, submission_id: str) -> None:
+        """Take a final or vanished submission out of the index of unfinished ones."""
         try:
             pipe = self._redis.pipeline()
-            pipe.incrby(name, cost)
-            pipe.expire(name, 120)
-            return int(pipe.execute()[0])
+            pipe.zrem(QUEUED, submission_id)
+            pipe.zrem(RUNNING, submission_id)
+            pipe.hdel(RUNNERS, submission_id)
+            pipe.execute()
         except redis.RedisError as exc:
-            raise StoreError(f"rate limiter unavailable: {exc}") from None
+            raise StoreError(f"cannot unindex submission {submission_id}: {exc}") from None
 
-    def queue_depth(self, queue: str) -> int:
-        """Tasks waiting in one Celery queue (a Redis list named after it)."""
+    def webhooks_due(self, before: float, limit: int) -> list[str]:
+        """Claim up to ``limit`` webhooks of the outbox due since ``before``: each is re-scored
+        to now, so no other claimer takes it until it is due again."""
         try:
-            return int(self._redis.llen(queue))
+            due = self._claim_due(keys=[WEBHOOK_OUTBOX], args=[before, time.time(), limit])
         except redis.RedisError as exc:
-            raise StoreError(f"cannot read the depth of {queue}: {exc}") from None
+            raise StoreError(f"cannot read the webhook outbox: {exc}") from None
+        return [text(i) for i in cast(list[bytes], due)]
 
-    # what workers publish about themselves --------------------------------------------------
-
-    def beat(self, worker: str, *, docker: bool, ttl: int) -> None:
-        """A worker process is alive (for ``ttl`` seconds) and whether its engine answers."""
+    def webhook_queued(self, submission_id: str) -> None:
+        """The webhook of this submission is queued: out of the outbox."""
         try:
-            self._redis.set(f"{HEARTBEAT}{worker}", json.dumps({"docker": docker}), ex=ttl)
+            self._redis.zrem(WEBHOOK_OUTBOX, submission_id)
         except redis.RedisError as exc:
-            raise StoreError(f"cannot record the heartbeat of {worker}: {exc}") from None
-
-    def workers(self) -> list[dict[str, Any]]:
-        """The live worker processes: ``{"name": "<host>:<pid>", "docker": bool}`` each."""
-        found = []
-        try:
-            for name in self._redis.scan_iter(match=f"{HEARTBEAT}*", count=100):
-                raw = self._redis.get(name)
-                if raw:
-                    found.append({"name": _text(name)[len(HEARTBEAT) :], **json.loads(raw)})
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot read worker heartbeats: {exc}") from None
-        return found
-
-    def publish_environment(self, name: str, image_id: str, packages: dict[str, str]) -> None:
-        """What ``/v1/environments`` shows: the image an environment runs on the workers."""
-        body = json.dumps({"image_id": image_id, "packages": packages})
-        try:
-            self._redis.set(f"{ENVIRONMENT}{name}", body)
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot publish environment {name}: {exc}") from None
-
-    def environments(self, names: list[str]) -> dict[str, dict[str, Any]]:
-        """What the workers published for each of ``names`` (absent: not served yet)."""
-        found = {}
-        try:
-            for name in names:
-                raw = self._redis.get(f"{ENVIRONMENT}{name}")
-                if raw:
-                    found[name] = json.loads(raw)
-        except redis.RedisError as exc:
-            raise StoreError(f"cannot read environment info: {exc}") from None
-        return found
-
-    def ping(self) -> bool:
-        try:
-            return bool(self._redis.ping())
-        except redis.RedisError:
-            return False
+            raise StoreError(f"cannot update the webhook outbox: {exc}") from None
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _decode(raw: dict[Any, Any]) -> dict[str, float]:
-    return {key.decode(): float(value) for key, value in raw.items()}
+def _index(pipe: Pipeline, submission: Submission, worker: str | None = None) -> None:
+    """Keep the record's place in the index of unfinished submissions in step with its status."""
+    sid, status = submission.id, submission.status
+    if status is SubmissionStatus.QUEUED:
+        pipe.zadd(QUEUED, {sid: submission.updated_at.timestamp()})
+    else:
+        pipe.zrem(QUEUED, sid)
+    if status is SubmissionStatus.RUNNING:
+        started = submission.started_at or submission.updated_at
+        pipe.zadd(RUNNING, {sid: started.timestamp()})
+    else:
+        pipe.zrem(RUNNING, sid)
+    if status is SubmissionStatus.RUNNING and worker is not None:
+        pipe.hset(RUNNERS, sid, worker)
+    else:
+        pipe.hdel(RUNNERS, sid)

@@ -30,7 +30,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     challenges = {
         c.qualified_id: c for c in load_challenges([settings.api.challenges_root], environments)
     }
-    store = SubmissionStore.from_url(settings.redis.url, settings.api.retention_seconds)
+    store = SubmissionStore.from_url(
+        settings.redis.url,
+        settings.api.retention_seconds,
+        connect_timeout=settings.redis.api_connect_timeout_seconds,
+        read_timeout=settings.redis.api_read_timeout_seconds,
+    )
     state = ApiState(
         settings=settings,
         store=store,

@@ -12,12 +12,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
+from ..adapters.cluster import LATENCY_BUCKETS
 from ..adapters.queue import queue_for
-from ..adapters.store import LATENCY_BUCKETS
 from ..constants import QUEUE_WEBHOOKS
 from .state import ApiState, api_state
 
 router = APIRouter(tags=["health"])
+SWEEP_COUNTERS = {
+    "sweeps": "Sweeps of the workers for stuck submissions",
+    "sweep_requeues": "Stuck submissions a sweep re-queued (lost task, dead worker)",
+    "sweep_failures": "Stuck submissions a sweep ended failed, past their retry budget",
+}
 
 
 @router.get("/healthz", summary="The API process is up")
@@ -67,6 +72,8 @@ class StoreCollector(Collector):
         yield CounterMetricFamily(
             "grader_webhooks_failed", "Webhooks given up on", value=stats.get("webhooks_failed", 0)
         )
+        for name, help_text in SWEEP_COUNTERS.items():
+            yield CounterMetricFamily(f"grader_{name}", help_text, value=stats.get(name, 0))
         buckets = [(str(b), latency.get(f"le:{b}", 0.0)) for b in LATENCY_BUCKETS]
         buckets.append(("+Inf", latency.get("count", 0.0)))
         yield HistogramMetricFamily(

@@ -18,6 +18,7 @@ from .engine import DockerClient, EnvironmentImage, engine_errors
 from .stream import AttachStream
 
 ROLE_SANDBOX = "sandbox"
+LABEL_DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
 _TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
@@ -71,12 +72,14 @@ class Containers:
         client: DockerClient,
         *,
         owner: str,
+        deployment: str,
         seccomp: str | None,
         runtime: str | None,
         report_max_bytes: int,
     ) -> None:
         self._client = client
         self.owner = owner
+        self.deployment = deployment
         self._seccomp = seccomp
         self._runtime = runtime
         self._report_max = report_max_bytes
@@ -103,6 +106,7 @@ class Containers:
                 hostname="sandbox",
                 labels={
                     LABEL_ROLE: ROLE_SANDBOX,
+                    LABEL_DEPLOYMENT: self.deployment,
                     LABEL_OWNER: self.owner,
                     LABEL_ENVIRONMENT: image.environment,
                     LABEL_EXPIRES: str(int(expires)),
@@ -145,9 +149,15 @@ class Containers:
             return
 
     def reap(self, *, owner: str | None = None, expired_only: bool = False) -> int:
-        """Remove sandbox containers left behind: one owner's, expired ones, or all."""
+        """Remove this deployment's containers left behind: one owner's, expired ones, or all.
+
+        Another deployment's sandboxes on the same engine (another service, a test run) are
+        never touched.
+        """
         with engine_errors("cannot list sandbox containers"):
-            found = self._client.api.containers(all=True, filters=_sandbox_filter(owner))
+            found = self._client.api.containers(
+                all=True, filters=_sandbox_filter(self.deployment, owner)
+            )
         now = time.time()
         removed = 0
         for entry in found:
@@ -159,10 +169,10 @@ class Containers:
         return removed
 
     def count(self, *, owner: str | None = None) -> int:
-        """How many sandbox containers exist (of one owner, or in all)."""
+        """How many of this deployment's sandbox containers exist (of one owner, or in all)."""
         with engine_errors("cannot list sandbox containers"):
             found = self._client.api.containers(
-                all=True, filters=_sandbox_filter(owner), quiet=True
+                all=True, filters=_sandbox_filter(self.deployment, owner), quiet=True
             )
         return len(found)
 
@@ -171,9 +181,9 @@ class Containers:
         self._client.close()
 
 
-def _sandbox_filter(owner: str | None) -> dict[str, list[str]]:
-    """The label filter of our sandbox containers (one owner's, or everyone's)."""
-    labels = [f"{LABEL_ROLE}={ROLE_SANDBOX}"]
+def _sandbox_filter(deployment: str, owner: str | None) -> dict[str, list[str]]:
+    """The label filter of one deployment's sandbox containers (one owner's, or all)."""
+    labels = [f"{LABEL_ROLE}={ROLE_SANDBOX}", f"{LABEL_DEPLOYMENT}={deployment}"]
     if owner is not None:
         labels.append(f"{LABEL_OWNER}={owner}")
     return {"label": labels}

@@ -44,6 +44,8 @@ READY_TIMEOUT = 30.0
 """Seconds a fresh container may take to import its packages and say it is ready."""
 REMOVAL_DEFER_MAX = 5.0
 """Seconds a finished container's removal may wait for a moment without runs."""
+DEFAULT_DEPLOYMENT = "default"
+"""The deployment label of sandboxes when none is configured (``GRADER_SANDBOX__DEPLOYMENT``)."""
 PoolKey = tuple[str, PreimportProfile]
 """What a warm container is ready for: an environment and a pre-import profile."""
 
@@ -75,6 +77,7 @@ class DockerSandbox:
         report_max_bytes: int = 4 * 1024 * 1024,
         grace_seconds: float = 2.0,
         owner: str | None = None,
+        deployment: str = DEFAULT_DEPLOYMENT,
         repository: str = ENV_IMAGE_REPO,
         preimport: bool = True,
     ) -> None:
@@ -84,6 +87,7 @@ class DockerSandbox:
         self.containers = Containers(
             client,
             owner=self.owner,
+            deployment=deployment,
             seccomp=seccomp_policy() if seccomp == BUILTIN_SECCOMP else seccomp,
             runtime=runtime,
             report_max_bytes=report_max_bytes,
@@ -115,6 +119,7 @@ class DockerSandbox:
             runtime=settings.runtime,
             report_max_bytes=settings.report_max_bytes,
             grace_seconds=settings.harness_grace_seconds,
+            deployment=settings.deployment,
             repository=repository,
             **kwargs,
         )
@@ -368,9 +373,9 @@ class DockerSandbox:
         old.shutdown(wait=True)
 
     def reap(self, *, owner: str | None = None, expired_only: bool = False) -> int:
-        """Remove sandbox containers left behind: one owner's, expired ones, or all."""
+        """Remove this deployment's containers left behind: one owner's, expired ones, or all."""
         return self.containers.reap(owner=owner, expired_only=expired_only)
 
     def count_containers(self, *, owner: str | None = None) -> int:
-        """How many sandbox containers exist (of one owner, or in all)."""
+        """How many of this deployment's sandbox containers exist (of one owner, or in all)."""
         return self.containers.count(owner=owner)

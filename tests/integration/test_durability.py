@@ -1,4 +1,5 @@
-"""An accepted submission is never lost: not on a worker SIGKILL, not on a Redis restart."""
+"""An accepted submission is never lost, nor stuck: not on a worker SIGKILL, not on a Redis
+restart, not on a Redis restart while its result is being stored."""
 
 from __future__ import annotations
 
@@ -141,3 +142,79 @@ async def test_redis_restart_with_queued_submissions_loses_nothing(
     finally:
         worker.stop()
         store.client.close()
+
+
+def wait_for_log(worker: WorkerProcess, event: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if f'"event": "{event}"' in worker.tail(400):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {event} in the worker's log after {timeout}s:\n{worker.tail()}")
+
+
+@pytest.mark.asyncio
+async def test_redis_sigkill_while_a_result_is_stored_loses_nothing(
+    own_api: httpx.AsyncClient,
+    own_redis: RedisServer,
+    tmp_path: Path,
+    built_environments: list[str],
+) -> None:
+    """SIGKILL Redis while the worker runs a submission and keep it down until storing the
+    result has failed; once it is back, the result is stored, once, at the first attempt."""
+    worker = WorkerProcess(own_redis.url, tmp_path / "worker.log", pool_size=0)
+    worker.start()
+    store = SubmissionStore.from_url(own_redis.url, 3600)
+    try:
+        created = await own_api.post(
+            "/v1/submissions", headers=AUTH, json={"challenge_id": Q4, "code": SLOW_CODE}
+        )
+        submission_id = created.json()["id"]
+        wait_for(store, [submission_id], {SubmissionStatus.RUNNING}, 60)
+        own_redis.stop(graceful=False)
+        wait_for_log(worker, "finish_retry", 60)
+        own_redis.start()
+        wait_for(store, [submission_id], {SubmissionStatus.DONE}, 120)
+        done = store.get(submission_id)
+        assert done is not None and done.verdict is not None
+        assert done.verdict.status.value == "passed", worker.tail()
+        assert done.attempts == 1
+        assert store.stats()[0]["verdict:passed"] == 1
+    finally:
+        worker.stop()
+        store.client.close()
+
+
+@pytest.mark.asyncio
+async def test_a_sigkilled_workers_submission_is_requeued_by_a_sweep(
+    own_api: httpx.AsyncClient,
+    own_redis: RedisServer,
+    tmp_path: Path,
+    built_environments: list[str],
+) -> None:
+    """With the default 300 s visibility timeout, a submission whose worker was SIGKILLed is
+    re-queued by another worker's sweeper once the dead process's heartbeat has expired, and
+    graded, long before Celery would redeliver it."""
+    first = WorkerProcess(own_redis.url, tmp_path / "first.log", name="first", pool_size=0)
+    second = WorkerProcess(own_redis.url, tmp_path / "second.log", name="second", pool_size=0)
+    store = SubmissionStore.from_url(own_redis.url, 3600)
+    first.start()
+    try:
+        created = await own_api.post(
+            "/v1/submissions", headers=AUTH, json={"challenge_id": Q4, "code": SLOW_CODE}
+        )
+        submission_id = created.json()["id"]
+        wait_for(store, [submission_id], {SubmissionStatus.RUNNING}, 60)
+        first.kill()
+        second.start()
+        wait_for(store, [submission_id], {SubmissionStatus.DONE}, 150)
+        done = store.get(submission_id)
+        assert done is not None and done.verdict is not None
+        assert done.verdict.status.value == "passed", second.tail()
+        assert done.attempts == 2
+        assert store.stats()[0]["sweep_requeues"] == 1
+    finally:
+        first.kill()
+        second.stop()
+        store.client.close()
+        remove_exited_sandboxes()

@@ -14,7 +14,8 @@ import pytest
 from grader.domain import Limits, RunMode, RunRequest, RunStatus
 from grader.errors import LimitsError
 from grader.sandbox import DockerSandbox, PreimportProfile
-from grader.sandbox.containers import LABEL_EXPIRES
+from grader.sandbox.containers import LABEL_DEPLOYMENT, LABEL_EXPIRES
+from grader.settings import Settings
 from tests.conftest import NEW_ENV, OLD_ENV
 
 pytestmark = pytest.mark.docker
@@ -26,9 +27,9 @@ SLEEPER = RunRequest(
 
 
 @pytest.fixture
-def box(built_environments: list[str]) -> Iterator[DockerSandbox]:
+def box(settings: Settings, built_environments: list[str]) -> Iterator[DockerSandbox]:
     """A sandbox of its own (own owner label), closed and checked empty afterwards."""
-    sandbox = DockerSandbox.from_env()
+    sandbox = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     yield sandbox
     sandbox.close()
     assert sandbox.count_containers(owner=sandbox.owner) == 0
@@ -151,14 +152,35 @@ def test_other_container_limits_skip_the_pool(box: DockerSandbox) -> None:
     assert obs.pool_hit is False
 
 
-def test_pool_is_drained_on_close(built_environments: list[str]) -> None:
+def test_pool_is_drained_on_close(settings: Settings, built_environments: list[str]) -> None:
     """Closing the sandbox removes every pre-started container."""
-    sandbox = DockerSandbox.from_env()
+    sandbox = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     pool = sandbox.start_pool([OLD_ENV, NEW_ENV], size=2, limits=Limits())
     assert pool.wait_until_full(120)
     assert sandbox.count_containers(owner=sandbox.owner) == 8  # 2 environments x 2 profiles
     sandbox.close()
     assert sandbox.count_containers(owner=sandbox.owner) == 0
+
+
+def test_a_reaper_never_touches_another_deployment_s_containers(
+    settings: Settings, box: DockerSandbox
+) -> None:
+    """Expired sandboxes of another deployment on the same engine are left to their owner."""
+    other = DockerSandbox.from_settings(
+        settings.sandbox.model_copy(update={"deployment": "someone-else"}),
+        repository=settings.images.repository,
+    )
+    theirs = other.prestart(OLD_ENV, Limits(), ttl=1, profile=PreimportProfile.BARE)
+    try:
+        time.sleep(1.5)
+        assert box.reap(expired_only=True) == 0
+        assert box.count_containers(owner=box.owner) == 0
+        assert other.count_containers(owner=other.owner) == 1
+        labels = docker.from_env().api.inspect_container(theirs.container_id)["Config"]["Labels"]
+        assert labels[LABEL_DEPLOYMENT] == "someone-else"
+    finally:
+        other.destroy(theirs)
+    assert other.count_containers(owner=other.owner) == 0
 
 
 def test_reaper_removes_expired_containers_only(box: DockerSandbox) -> None:

@@ -2,47 +2,32 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 
-from grader.adapters.queue import TaskQueue
-from grader.adapters.store import SubmissionStore, new_id
+from grader.adapters.store import SubmissionStore
 from grader.domain import CapturedStream, Limits, Observation, RunRequest, RunStatus
 from grader.domain.challenge import Challenge
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import VerdictStatus
-from grader.errors import HarnessProtocolError
+from grader.errors import HarnessProtocolError, StoreError
 from grader.sandbox.testing import FakeSandbox, completed
-from grader.settings import SandboxSettings
-from grader.testing import RedisServer, service_settings
-from worker.runtime import Runtime
-from worker.tasks import SANDBOX_ERROR_REASON, Retry, grade_submission
-
-ENV = "env-a"
-PRINTS_TWO = Challenge.model_validate(
-    {
-        "id": "prints-two",
-        "set": "s",
-        "title": "t",
-        "prompt": "p",
-        "environment": ENV,
-        "kind": "output",
-        "code": "print(2)",
-        "expectation": {"output": {"stdout": "2\n"}},
-    }
+from grader.testing import RedisServer
+from tests.worker.support import (
+    ENV,
+    PRINTS_TWO,
+    failing_infrastructure,
+    printing,
+    runtime_with,
+    submitted,
 )
-
-
-def printing(text: str) -> FakeSandbox:
-    return FakeSandbox(
-        lambda env, _: completed(env, stdout=CapturedStream(text=text, bytes=len(text))),
-        packages={"httpx": "0.27.2"},
-    )
-
-
-def failing_infrastructure(_: str, __: RunRequest) -> Observation:
-    raise HarnessProtocolError("no report from the harness")
+from worker import timing
+from worker.tasks import SANDBOX_ERROR_REASON, Retry, grade_submission
 
 
 @pytest.fixture
@@ -50,31 +35,6 @@ def store(redis_server: RedisServer) -> Iterator[SubmissionStore]:
     store = SubmissionStore.from_url(redis_server.url, 600)
     yield store
     store.close()
-
-
-def runtime_with(
-    store: SubmissionStore, sandbox: FakeSandbox, redis_url: str, **sandbox_settings: object
-) -> Runtime:
-    settings = service_settings(redis_url)
-    settings.sandbox = SandboxSettings.model_validate(sandbox_settings)
-    return Runtime(
-        settings, store, TaskQueue(settings), sandbox, {PRINTS_TWO.qualified_id: PRINTS_TWO}
-    )
-
-
-def submitted(store: SubmissionStore, code: str = "print(2)", **fields: object) -> str:
-    submission = Submission.model_validate(
-        {
-            "id": new_id(),
-            "key_id": "platform",
-            "challenge_id": PRINTS_TWO.qualified_id,
-            "environment": ENV,
-            "code": code,
-            **fields,
-        }
-    )
-    store.create(submission)
-    return submission.id
 
 
 def test_a_passing_run_is_stored_done_with_its_packages(
@@ -204,3 +164,140 @@ def test_default_limits_reach_the_sandbox(
     current = runtime_with(store, sandbox, redis_server.url, defaults={"wall_seconds": 3})
     grade_submission(current, submitted(store), retries=0)
     assert [limits for _, _, limits in sandbox.runs] == [Limits(wall_seconds=3)]
+
+
+BAD_REGEX = Challenge.model_validate(
+    {
+        **PRINTS_TWO.model_dump(),
+        "id": "bad-regex",
+        "expectation": {"output": {"match": "regex", "stdout": "(2"}},
+    }
+)
+
+
+def test_an_invalid_regex_in_a_challenge_ends_failed_at_once(
+    store: SubmissionStore, redis_server: RedisServer
+) -> None:
+    """A regex the comparison cannot compile ends the submission failed/sandbox_error with the
+    exception in ``error``, at the first attempt and without a retry."""
+    sandbox = printing("2\n")
+    current = runtime_with(store, sandbox, redis_server.url)
+    current.challenges[BAD_REGEX.qualified_id] = BAD_REGEX
+    submission_id = submitted(store, challenge_id=BAD_REGEX.qualified_id)
+    assert grade_submission(current, submission_id, retries=0) is None
+    stored = store.get(submission_id)
+    assert stored is not None and stored.verdict is not None
+    assert stored.status is SubmissionStatus.FAILED
+    assert stored.verdict.status is VerdictStatus.SANDBOX_ERROR
+    assert stored.verdict.reason == SANDBOX_ERROR_REASON
+    assert stored.error == "re.error: missing ), unterminated subpattern at position 0"
+    assert stored.attempts == 1
+    assert len(sandbox.runs) == 1
+
+
+def test_a_bug_while_grading_ends_failed_never_retried(
+    store: SubmissionStore, redis_server: RedisServer
+) -> None:
+    """An exception outside our error tree (a bug) ends the submission failed with its type
+    and message, even when retries are left."""
+
+    def buggy(_: str, __: RunRequest) -> Observation:
+        raise KeyError("stdout")
+
+    sandbox = FakeSandbox(buggy)
+    submission_id = submitted(store)
+    assert (
+        grade_submission(runtime_with(store, sandbox, redis_server.url), submission_id, retries=0)
+        is None
+    )
+    stored = store.get(submission_id)
+    assert stored is not None and stored.verdict is not None
+    assert (stored.status, stored.verdict.status) == (
+        SubmissionStatus.FAILED,
+        VerdictStatus.SANDBOX_ERROR,
+    )
+    assert stored.verdict.reason == SANDBOX_ERROR_REASON
+    assert stored.error == "KeyError: 'stdout'"
+    assert len(sandbox.runs) == 1
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, to stop and start (AOF on)."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop(graceful=False)
+
+
+def test_a_result_is_stored_through_a_redis_restart(own_redis: RedisServer) -> None:
+    """Redis SIGKILLed during the run and back a moment later: the result is stored once."""
+
+    def run_while_redis_dies(env: str, _: RunRequest) -> Observation:
+        own_redis.stop(graceful=False)
+        threading.Timer(1.5, own_redis.start).start()
+        return completed(env, stdout=CapturedStream(text="2\n", bytes=2))
+
+    store = SubmissionStore.from_url(own_redis.url, 600)
+    submission_id = submitted(store)
+    current = runtime_with(store, FakeSandbox(run_while_redis_dies), own_redis.url)
+    assert grade_submission(current, submission_id, retries=0) is None
+    stored = store.get(submission_id)
+    assert stored is not None and stored.verdict is not None
+    assert (stored.status, stored.verdict.status) == (SubmissionStatus.DONE, VerdictStatus.PASSED)
+    assert stored.attempts == 1
+    assert store.stats()[0]["verdict:passed"] == 1
+    store.close()
+
+
+def test_a_result_that_cannot_be_stored_in_time_has_the_task_retried(
+    own_redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis down for longer than the finishing budget: a Retry with the store's error, and
+    the submission left running for the retry (or a sweeper) to finish; so is a task that
+    cannot even mark its submission running."""
+    monkeypatch.setattr(timing, "FINISH_SECONDS", 1.0)
+
+    def run_while_redis_dies(env: str, _: RunRequest) -> Observation:
+        own_redis.stop(graceful=False)
+        return completed(env, stdout=CapturedStream(text="2\n", bytes=2))
+
+    store = SubmissionStore.from_url(own_redis.url, 600)
+    submission_id = submitted(store)
+    current = runtime_with(store, FakeSandbox(run_while_redis_dies), own_redis.url)
+    retry = grade_submission(current, submission_id, retries=0)
+    assert isinstance(retry, Retry) and isinstance(retry.error, StoreError)
+    assert str(retry.error).startswith(f"cannot record the result of {submission_id}")
+    assert retry.countdown == 1
+    not_started = grade_submission(current, submission_id, retries=1)
+    assert isinstance(not_started, Retry) and isinstance(not_started.error, StoreError)
+    assert str(not_started.error).startswith(f"cannot update submission {submission_id}")
+    assert not_started.countdown == 2
+    own_redis.start()
+    stored = store.get(submission_id)
+    assert stored is not None
+    assert (stored.status, stored.attempts) == (SubmissionStatus.RUNNING, 1)
+    store.close()
+
+
+def test_the_soft_time_limit_striking_while_storing_is_one_more_try(
+    store: SubmissionStore, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Celery's soft limit is set for grading; if it strikes while the result is being stored,
+    storing goes on, and the result is stored and counted once."""
+    current = runtime_with(store, printing("2\n"), redis_server.url)
+    complete = store.complete
+    calls: list[str] = []
+
+    def interrupted_once(*args: Any, **kwargs: Any) -> tuple[Submission, bool]:
+        calls.append("complete")
+        if len(calls) == 1:
+            raise SoftTimeLimitExceeded
+        return complete(*args, **kwargs)
+
+    monkeypatch.setattr(store, "complete", interrupted_once)
+    submission_id = submitted(store)
+    assert grade_submission(current, submission_id, retries=0) is None
+    stored = store.get(submission_id)
+    assert stored is not None and stored.status is SubmissionStatus.DONE
+    assert calls == ["complete", "complete"]

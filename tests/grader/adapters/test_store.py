@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.adapters.redis_keys import DONE_CHANNEL
+from grader.adapters.redis_keys import DONE_CHANNEL, QUEUED, RUNNERS, RUNNING, WEBHOOK_OUTBOX
 from grader.adapters.store import SubmissionStore, new_id
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
@@ -73,3 +73,90 @@ def test_finish_stores_the_record_and_publishes_it(store: SubmissionStore) -> No
     assert published.status is SubmissionStatus.DONE
     assert published.verdict is not None and published.verdict.reason == "nope"
     assert published.finished_at is not None and published.finished_at == published.updated_at
+
+
+def test_finish_twice_records_and_counts_once(store: SubmissionStore) -> None:
+    """A second finish (a retry after a lost reply, a redelivered task) writes and counts
+    nothing: the first result stays, announced again."""
+    submission, _ = store.create(fresh())
+    running = store.mark_running(submission.id)
+    assert running is not None
+    before_stats, before_latency = store.stats()
+    first, written = store.complete(running.model_copy(), Verdict(status=VerdictStatus.PASSED))
+    again, written_again = store.complete(
+        running.model_copy(), Verdict(status=VerdictStatus.FAILED, reason="late")
+    )
+    stats, latency = store.stats()
+    assert (written, written_again) == (True, False)
+    assert again == first == store.get(submission.id)
+    assert again.verdict is not None and again.verdict.status is VerdictStatus.PASSED
+    assert stats.get("verdict:passed", 0) - before_stats.get("verdict:passed", 0) == 1
+    assert stats.get("verdict:failed", 0) == before_stats.get("verdict:failed", 0)
+    assert latency["count"] - before_latency.get("count", 0) == 1
+
+
+def test_the_index_of_unfinished_submissions_follows_the_lifecycle(store: SubmissionStore) -> None:
+    """Queued, running (with the worker running it), then final: out of the index."""
+    client = store.client
+    submission, _ = store.create(fresh())
+    sid = submission.id
+    assert client.zscore(QUEUED, sid) == submission.updated_at.timestamp()
+    running = store.mark_running(sid, worker="host:1")
+    assert running is not None and running.started_at is not None
+    assert client.zscore(QUEUED, sid) is None
+    assert client.zscore(RUNNING, sid) == running.started_at.timestamp()
+    assert client.hget(RUNNERS, sid) == b"host:1"
+    store.finish(running, Verdict(status=VerdictStatus.PASSED))
+    assert (client.zscore(QUEUED, sid), client.zscore(RUNNING, sid)) == (None, None)
+    assert client.hget(RUNNERS, sid) is None
+
+
+def test_update_acts_on_the_record_as_stored_when_raced(
+    store: SubmissionStore, redis_server: RedisServer
+) -> None:
+    """A change raced by another writer between its read and its write runs again on the new
+    record (WATCH/MULTI), so it never acts on a state that is gone."""
+    submission, _ = store.create(fresh())
+    other = SubmissionStore.from_url(redis_server.url, 60)
+    seen: list[SubmissionStatus] = []
+
+    def requeue_if_queued(stored: Submission) -> Submission | None:
+        seen.append(stored.status)
+        if len(seen) == 1:  # another writer gets in between our read and our write
+            other.mark_running(submission.id, worker="other:1")
+        if stored.status is not SubmissionStatus.QUEUED:
+            return None
+        return stored.model_copy(update={"attempts": 99})
+
+    record, written = store.update(submission.id, requeue_if_queued, count="raced")
+    other.close()
+    assert seen == [SubmissionStatus.QUEUED, SubmissionStatus.RUNNING]
+    assert written is False
+    assert record is not None and (record.status, record.attempts) == (SubmissionStatus.RUNNING, 1)
+    assert store.get(submission.id) == record
+
+
+def test_orphans_are_running_submissions_of_workers_without_a_heartbeat(
+    store: SubmissionStore,
+) -> None:
+    """Only the submissions of a worker process whose heartbeat is gone are orphans."""
+    alive, _ = store.create(fresh())
+    gone, _ = store.create(fresh())
+    store.beat("alive-host:1", docker=True, ttl=30)
+    store.mark_running(alive.id, worker="alive-host:1")
+    store.mark_running(gone.id, worker="gone-host:2")
+    orphans = store.orphans()
+    assert gone.id in orphans
+    assert alive.id not in orphans
+
+
+def test_a_due_webhook_is_claimed_by_one_caller(store: SubmissionStore) -> None:
+    """A result stored with its webhook is in the outbox; claiming it re-scores it, so a
+    second claimer at the same time gets nothing, until it is queued and out."""
+    submission, _ = store.create(fresh().model_copy(update={"callback_url": "https://x.test/"}))
+    store.complete(submission, Verdict(status=VerdictStatus.PASSED), webhook=True)
+    before = time.time()
+    assert submission.id in store.webhooks_due(before, 1000)
+    assert submission.id not in store.webhooks_due(before, 1000)
+    store.webhook_queued(submission.id)
+    assert store.client.zscore(WEBHOOK_OUTBOX, submission.id) is None

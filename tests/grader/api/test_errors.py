@@ -124,11 +124,6 @@ def unresponsive_port() -> Iterator[int]:
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13: SubmissionStore.from_url connects with socket_connect_timeout=5; "
-    "the API needs about 1 s (store.py change pending)",
-)
 async def test_an_unresponsive_redis_is_a_503_within_about_a_second(unresponsive_port: int) -> None:
     """A Redis that never answers the handshake costs a request about 1 s, not 5."""
     app = create_app(service_settings(f"redis://127.0.0.1:{unresponsive_port}/0"))
