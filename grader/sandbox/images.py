@@ -214,8 +214,8 @@ class ImageBuilder:
         if previous is None or previous.id == image_id:
             return
         for old in previous.tags:
-            if old == latest:
-                continue  # that tag now names the new image
+            if old == latest or not old.startswith(f"{repository}:"):
+                continue  # that tag now names the new image, or belongs to another repository
             with contextlib.suppress(GraderError), engine_errors(f"cannot remove {old}"):
                 self._client.images.remove(old, noprune=False)
 
