@@ -19,7 +19,7 @@ from ..domain.limits import resolve_limits
 from ..domain.loader import load_challenges
 from ..domain.observation import Limits
 from ..domain.sandbox import Sandbox
-from ..domain.validation import ChallengeReport, MatrixRow, matrix_row, validate
+from ..domain.validation import DEFAULT_RUNS, ChallengeReport, MatrixRow, matrix_row, validate
 from ..errors import GraderError
 from ..sandbox import DockerSandbox
 from ..settings import Settings, get_settings
@@ -30,6 +30,14 @@ out = Console()
 
 Paths = Annotated[list[Path] | None, typer.Argument(help="Files or folders (default: challenges/)")]
 AsJson = Annotated[bool, typer.Option("--json", help="Machine-readable output")]
+Runs = Annotated[
+    int,
+    typer.Option(
+        "--runs",
+        min=1,
+        help="Run each code this many times; a challenge whose outcome differs is refused",
+    ),
+]
 
 
 @contextmanager
@@ -60,8 +68,14 @@ def _load(paths: list[Path] | None, settings: Settings) -> tuple[list[Any], list
 
 
 @challenges_app.command("validate")
-def validate_command(paths: Paths = None, as_json: AsJson = False) -> None:
-    """Check each file, run its code and options, and prove the answer key."""
+def validate_command(
+    paths: Paths = None, as_json: AsJson = False, runs: Runs = DEFAULT_RUNS
+) -> None:
+    """Check each file, run its code and options, and prove the answer key.
+
+    Every run is repeated ``--runs`` times: a challenge whose outcome differs between runs
+    (timing, randomness) is refused, naming what differed.
+    """
     settings = get_settings()
     reports: list[ChallengeReport] = []
     try:
@@ -72,7 +86,7 @@ def validate_command(paths: Paths = None, as_json: AsJson = False) -> None:
             for challenge in challenges:
                 progress.update(task, description=challenge.qualified_id)
                 limits = _limits(settings, challenge.limits)
-                reports.append(validate(challenge, sandbox, limits))
+                reports.append(validate(challenge, sandbox, limits, runs=runs))
                 progress.advance(task)
     except GraderError as exc:
         console.print(f"[bold red]error:[/] {exc}")
@@ -84,7 +98,11 @@ def validate_command(paths: Paths = None, as_json: AsJson = False) -> None:
         for report in reports:
             _print_report(report)
         colour = "red" if failed else "green"
-        out.print(f"[bold {colour}]{len(reports) - len(failed)}/{len(reports)} challenges valid[/]")
+        times = "once" if runs == 1 else f"{runs} times"
+        out.print(
+            f"[bold {colour}]{len(reports) - len(failed)}/{len(reports)} challenges valid[/] "
+            f"(each code and code option run {times})"
+        )
     if failed:
         raise typer.Exit(code=1)
 
@@ -165,7 +183,7 @@ def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
     else:
         table = Table(
             title="Outcomes by environment (✓ meets the recorded expectation, "
-            "✗ does not, · none recorded)",
+            "✗ does not, · none recorded; (kind) where truths differ in kind)",
             title_justify="left",
         )
         table.add_column("challenge")
@@ -173,7 +191,11 @@ def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
             table.add_column(environment)
         table.add_column("differs")
         for row in rows:
-            cells = [f"{_mark(c.expected)} {c.outcome}" for c in row.cells]
+            kinds = {c.kind for c in row.cells if c.kind is not None}
+            cells = [
+                f"{_mark(c.expected)} {f'({c.kind}) ' if len(kinds) > 1 else ''}{c.outcome}"
+                for c in row.cells
+            ]
             table.add_row(row.challenge, *cells, "[yellow]yes[/]" if row.differs else "no")
         out.print(table)
     if not all(r.ok for r in rows):

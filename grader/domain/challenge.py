@@ -7,8 +7,11 @@ A challenge has a kind that says what is compared:
 - ``syntax``     a compile error (SyntaxError family, optional line and message);
 - ``state``      named variables after the run, compared as JSON;
 - ``tests``      hidden pytest tests run against the learner's code, with points;
+- ``outcome``    what pytest reports: per-test outcomes, its summary line, a collection error;
 - ``conceptual`` no code; a choice graded against the key.
 
+Every kind that runs can also expect warnings (``Expectation.warnings``), and an environment's
+entry may state a truth of another kind than the challenge's (``EnvironmentOverride``).
 Any kind with options can also be answered by choice; the key is then proven by execution
 (``grader challenges validate``).
 """
@@ -16,12 +19,13 @@ Any kind with options can also be answered by choice; the key is then proven by 
 from __future__ import annotations
 
 import ast
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from .observation import RunMode
+from .observation import RunMode, parse_summary
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
@@ -32,6 +36,7 @@ class Kind(StrEnum):
     SYNTAX = "syntax"
     STATE = "state"
     TESTS = "tests"
+    OUTCOME = "outcome"
     CONCEPTUAL = "conceptual"
 
 
@@ -58,6 +63,21 @@ class TextMatch(_Model):
         if sum(v is not None for v in (self.equals, self.contains, self.regex)) != 1:
             raise ValueError("set exactly one of equals, contains, regex")
         return self
+
+    def matches(self, text: str) -> bool:
+        """``regex`` is ``re.search``: anchor it with ``^...$`` for a whole-text match."""
+        if self.equals is not None:
+            return text == self.equals
+        if self.contains is not None:
+            return self.contains in text
+        return re.search(self.regex or "", text) is not None
+
+    def describe(self) -> str:
+        if self.equals is not None:
+            return f"equal to {self.equals!r}"
+        if self.contains is not None:
+            return f"containing {self.contains!r}"
+        return f"matching /{self.regex}/"
 
 
 class OutputExpectation(_Model):
@@ -137,17 +157,72 @@ def hidden_test_names(code: str) -> list[str]:
     return names
 
 
+OutcomeName = Literal["passed", "failed", "skipped", "xfailed", "xpassed", "error"]
+
+
+class TestOutcomeRule(_Model):
+    """What pytest reports for one test (every case of it, when it is parametrized)."""
+
+    __test__ = False
+
+    outcome: OutcomeName
+    message: TextMatch | None = None
+    """The skip or xfail reason, or the failure or error message, as pytest shows it."""
+    when: Literal["setup", "call", "teardown"] | None = None
+    """The phase that decided the outcome: an ``error`` at ``setup`` or at ``teardown``."""
+
+
+class OutcomeExpectation(_Model):
+    """What pytest reports: per-test outcomes, its summary line, a collection error."""
+
+    tests: dict[str, TestOutcomeRule] = Field(default_factory=dict)
+    """By test name: ``test_x``, ``TestClass::test_y``, or one case, ``test_x[1]``."""
+    summary: str | None = None
+    """Pytest's summary line for the whole run, exactly: ``1 skipped, 1 warning``."""
+    collection_error: ExceptionExpectation | None = None
+    """The error that stopped collection (for an import error, the ``ImportError`` itself)."""
+
+    @model_validator(mode="after")
+    def _something_expected(self) -> OutcomeExpectation:
+        if not self.tests and self.summary is None and self.collection_error is None:
+            raise ValueError("set at least one of tests, summary, collection_error")
+        if self.summary is not None:
+            parse_summary(self.summary)
+        return self
+
+
+class WarningRule(_Model):
+    """A warning the run shows (or, with ``absent: true``, must not show).
+
+    Every field set must match: ``category`` is the class name (or the end of its qualified
+    name), ``message`` a text match, ``line`` the line in the snippet's own files.
+    """
+
+    category: str | None = None
+    message: TextMatch | None = None
+    line: int | None = Field(default=None, ge=1)
+    absent: bool = False
+
+
 class Expectation(_Model):
-    """What a correct run shows. Exactly the field of the challenge's kind is set."""
+    """What a correct run shows: exactly one kind's field, and any warnings."""
 
     output: OutputExpectation | None = None
     exception: ExceptionExpectation | None = None
     syntax: SyntaxExpectation | None = None
     state: StateExpectation | None = None
     tests: TestsExpectation | None = None
+    outcome: OutcomeExpectation | None = None
+    warnings: tuple[WarningRule, ...] = ()
 
     def kinds(self) -> list[Kind]:
         return [Kind(name) for name in Kind if name != "conceptual" and getattr(self, name)]
+
+    @property
+    def kind(self) -> Kind | None:
+        """The one kind this expectation states (None unless exactly one field is set)."""
+        kinds = self.kinds()
+        return kinds[0] if len(kinds) == 1 else None
 
 
 class Option(_Model):
@@ -165,10 +240,16 @@ class Option(_Model):
 
 
 class EnvironmentOverride(_Model):
-    """What the challenge's code does in another environment (for the matrix)."""
+    """What the challenge's code does in another environment: its truth there, of any kind."""
 
     expectation: Expectation | None = None
     note: str = ""
+
+
+_FILTER = re.compile(
+    r"(default|error|ignore|always|module|once)"
+    r"(:[^:]*(:([A-Za-z_][\w.]*)?(:[^:]*(:\d*)?)?)?)?"
+)
 
 
 class Challenge(_Model):
@@ -194,6 +275,19 @@ class Challenge(_Model):
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
     state: tuple[str, ...] = ()
     """Extra names to read back after a run (``state`` kinds read their own names)."""
+    filterwarnings: tuple[str, ...] = ()
+    """``-W`` options for every run, in order, later ones winning: ``[error]`` escalates every
+    warning to an exception (``action:message:category:module:lineno``, as ``python -W``)."""
+
+    @model_validator(mode="after")
+    def _filters_well_formed(self) -> Challenge:
+        for spec in self.filterwarnings:
+            if _FILTER.fullmatch(spec) is None:
+                raise ValueError(
+                    f"filterwarnings entry {spec!r} is not a -W option "
+                    "(action:message:category:module:lineno, e.g. 'error::RuntimeWarning')"
+                )
+        return self
 
     @model_validator(mode="after")
     def _options_consistent(self) -> Challenge:
@@ -218,18 +312,35 @@ class Challenge(_Model):
             raise ValueError(f"a {self.kind} challenge needs an expectation")
         if self.expectation.kinds() != [self.kind]:
             raise ValueError(f"the expectation must set exactly '{self.kind}'")
-        if self.kind is Kind.TESTS and self.mode is not RunMode.PYTEST:
-            raise ValueError("a tests challenge runs in pytest mode")
         if self.code is None and not any(o.code for o in self.options):
             raise ValueError(f"a {self.kind} challenge needs code or code options")
-        if self.kind is Kind.STATE and any(o.text is not None for o in self.options):
+        self._check_truth("the expectation", self.expectation)
+        texts = [o.text for o in self.options if o.text is not None]
+        if self.kind is Kind.STATE and texts:
             wanted = self.expectation.state
             if wanted is not None and len(wanted.values) != 1:
                 raise ValueError("a state challenge with text options expects exactly one value")
+        if self.kind is Kind.OUTCOME and 0 < len(summary_lines(texts)) < len(texts):
+            raise ValueError(
+                "text options of an outcome challenge are either all pytest summary lines "
+                "('1 passed, 1 warning') or all explanations"
+            )
         for name, override in self.environments.items():
-            if override.expectation is not None and override.expectation.kinds() != [self.kind]:
-                raise ValueError(f"environments.{name}.expectation must set '{self.kind}'")
+            if override.expectation is not None:
+                self._check_truth(f"environments.{name}.expectation", override.expectation)
         return self
+
+    def _check_truth(self, where: str, expectation: Expectation) -> None:
+        """One kind per truth; an environment may state another, within what the mode runs."""
+        kind = expectation.kind
+        if kind is None:
+            raise ValueError(f"{where} must set exactly one of {', '.join(_RUN_KINDS)}")
+        if (kind is Kind.TESTS) != (self.kind is Kind.TESTS):
+            raise ValueError(f"{where}: only a tests challenge expects tests, in every environment")
+        if kind in (Kind.TESTS, Kind.OUTCOME) and self.mode is not RunMode.PYTEST:
+            raise ValueError(f"{where}: {kind} expectations need mode: pytest")
+        if expectation.warnings and kind in (Kind.SYNTAX, Kind.TESTS):
+            raise ValueError(f"{where}: {kind} expectations cannot expect warnings")
 
     @property
     def qualified_id(self) -> str:
@@ -245,9 +356,28 @@ class Challenge(_Model):
             return override.expectation
         return self.expectation
 
+    def kind_in(self, environment: str) -> Kind:
+        """The kind of the truth in ``environment`` (an override may state another)."""
+        expectation = self.expectation_for(environment)
+        return (expectation.kind if expectation is not None else None) or self.kind
+
     def state_names(self, expectation: Expectation | None = None) -> tuple[str, ...]:
         wanted = expectation or self.expectation
         names = list(self.state)
         if wanted is not None and wanted.state is not None:
             names += [n for n in wanted.state.values if n not in names]
         return tuple(names)
+
+
+_RUN_KINDS = [kind.value for kind in Kind if kind is not Kind.CONCEPTUAL]
+
+
+def summary_lines(texts: list[str]) -> list[dict[str, int]]:
+    """The texts that are pytest summary lines, as counts."""
+    lines = []
+    for text in texts:
+        try:
+            lines.append(parse_summary(text))
+        except ValueError:
+            continue
+    return lines

@@ -1,8 +1,10 @@
 """Comparison: an ``Observation`` against an ``Expectation``, outside the container.
 
 Pure functions. Every failure carries a readable reason and, where text is compared, a diff.
-What the snippet's own process claimed (exceptions, tests, state) is cross-checked against
-what the supervisor observed (the exit status) before it can count as a pass.
+What the snippet's own process claimed (exceptions, tests, pytest outcomes, state, warnings)
+is cross-checked against what the supervisor observed (the exit status) before it can count
+as a pass. The kind compared is the expectation's own: an environment's truth may be of
+another kind than the challenge's.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from .challenge import (
     StateExpectation,
     SyntaxExpectation,
     TestsExpectation,
-    TextMatch,
     hidden_test_names,
 )
 from .observation import (
@@ -35,6 +36,7 @@ from .observation import (
     TestOutcome,
     TestResult,
 )
+from .outcomes import exception_problem, outcome_verdict, warnings_problem
 from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failing, passing
 
 _MAX_LITERAL_CHARS = 100_000
@@ -56,11 +58,25 @@ def grade_choice(challenge: Challenge, choice: str) -> Verdict:
 
 
 def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
-    """Grade one observation; run-level failures win over everything else."""
+    """Grade one observation; run-level failures win over everything else.
+
+    The kind compared is the one ``expectation`` states (an environment's truth can be of
+    another kind than its challenge's); ``kind`` only names it for one that states none.
+    """
+    kind = expectation.kind or kind
     if obs.status in RUN_LEVEL:
         return Verdict(
             status=RUN_LEVEL[obs.status], reason=obs.error or obs.status.value, observation=obs
         )
+    verdict = _kind_verdict(kind, expectation, obs)
+    if verdict.passed and expectation.warnings:
+        problem = warnings_problem(expectation.warnings, obs)
+        if problem is not None:
+            verdict = failing(problem)
+    return verdict.model_copy(update={"observation": obs})
+
+
+def _kind_verdict(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
     if kind is not Kind.SYNTAX and obs.status is RunStatus.SYNTAX_ERROR:
         info = obs.syntax_error
         where = f" at line {info.line}" if info and info.line else ""
@@ -77,28 +93,14 @@ def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
         verdict = _state(expectation.state, obs)
     elif kind is Kind.TESTS and expectation.tests is not None:
         verdict = _tests(expectation.tests, obs)
+    elif kind is Kind.OUTCOME and expectation.outcome is not None:
+        verdict = outcome_verdict(expectation.outcome, obs)
     else:
         verdict = Verdict(status=VerdictStatus.REJECTED, reason=f"no {kind} expectation to grade")
-    return verdict.model_copy(update={"observation": obs})
+    return verdict
 
 
 # text ---------------------------------------------------------------------------------------
-
-
-def text_matches(rule: TextMatch, text: str) -> bool:
-    if rule.equals is not None:
-        return text == rule.equals
-    if rule.contains is not None:
-        return rule.contains in text
-    return re.search(rule.regex or "", text) is not None
-
-
-def describe_rule(rule: TextMatch) -> str:
-    if rule.equals is not None:
-        return f"equal to {rule.equals!r}"
-    if rule.contains is not None:
-        return f"containing {rule.contains!r}"
-    return f"matching /{rule.regex}/"
 
 
 def normalize_whitespace(text: str) -> str:
@@ -190,13 +192,8 @@ def _exception(rule: ExceptionExpectation, obs: Observation) -> Verdict:
         return failing(f"expected {rule.type}, but nothing was raised")
     if obs.exit_code == 0 and obs.mode is RunMode.SCRIPT and exc.type != "SystemExit":
         return failing("the report claims an exception but the process exited 0")
-    if exc.type != rule.type and not exc.type.endswith("." + rule.type):
-        return failing(f"expected {rule.type}, got {exc.type}: {exc.message}")
-    if rule.message is not None and not text_matches(rule.message, exc.message):
-        return failing(f"{exc.type} message {exc.message!r} is not {describe_rule(rule.message)}")
-    if rule.line is not None and exc.line != rule.line:
-        return failing(f"{exc.type} raised at line {exc.line}, expected line {rule.line}")
-    return passing(f"raised {exc.type}: {exc.message}")
+    problem = exception_problem(rule, exc)
+    return failing(problem) if problem else passing(f"raised {exc.type}: {exc.message}")
 
 
 def _syntax(rule: SyntaxExpectation, obs: Observation) -> Verdict:
@@ -207,8 +204,8 @@ def _syntax(rule: SyntaxExpectation, obs: Observation) -> Verdict:
         return failing(f"expected {rule.type}, got {info.type}: {info.message}")
     if rule.line is not None and info.line != rule.line:
         return failing(f"{info.type} at line {info.line}, expected line {rule.line}")
-    if rule.message is not None and not text_matches(rule.message, info.message):
-        return failing(f"{info.type} message {info.message!r} is not {describe_rule(rule.message)}")
+    if rule.message is not None and not rule.message.matches(info.message):
+        return failing(f"{info.type} message {info.message!r} is not {rule.message.describe()}")
     return passing(f"{info.type}: {info.message} at line {info.line}")
 
 

@@ -31,6 +31,7 @@ def refusal(challenge: Challenge, *, code: bool, choice: bool) -> str | None:
 def request_for(challenge: Challenge, code: str, expectation: Expectation | None) -> RunRequest:
     """The run of ``code`` (the challenge's, an option's or a learner's) for this challenge."""
     state = challenge.state_names(expectation)
+    warnings = challenge.filterwarnings  # every run of the challenge carries its -W options
     if expectation is not None and expectation.tests is not None:
         tests = expectation.tests
         return RunRequest(
@@ -38,6 +39,7 @@ def request_for(challenge: Challenge, code: str, expectation: Expectation | None
             entry=tests.file,
             state=state,
             files={tests.solution_file: code, tests.file: tests.code},
+            filterwarnings=warnings,
         )
     if challenge.mode is RunMode.PYTEST:
         return RunRequest(
@@ -45,9 +47,14 @@ def request_for(challenge: Challenge, code: str, expectation: Expectation | None
             files={TEST_SNIPPET_FILE: code},
             entry=TEST_SNIPPET_FILE,
             state=state,
+            filterwarnings=warnings,
         )
     return RunRequest(
-        mode=RunMode.SCRIPT, files={SNIPPET_FILE: code}, entry=SNIPPET_FILE, state=state
+        mode=RunMode.SCRIPT,
+        files={SNIPPET_FILE: code},
+        entry=SNIPPET_FILE,
+        state=state,
+        filterwarnings=warnings,
     )
 
 

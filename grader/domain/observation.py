@@ -7,8 +7,9 @@ with a challenge's expectation happens elsewhere, on this data only.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -49,12 +50,17 @@ class Limits(_Frozen):
 
 
 class RunRequest(_Frozen):
-    """One snippet to run: its files, the entry file, the mode and the state to read back."""
+    """One snippet to run: its files, the entry file, the mode and the state to read back.
+
+    ``filterwarnings`` are Python ``-W`` options applied to the run in order (later ones win),
+    such as ``"error"`` to escalate every warning to an exception.
+    """
 
     mode: RunMode
     files: dict[str, str] = Field(min_length=1)
     entry: str
     state: tuple[str, ...] = ()
+    filterwarnings: tuple[str, ...] = ()
 
 
 class CapturedStream(_Frozen):
@@ -111,6 +117,9 @@ class TestResult(_Frozen):
     nodeid: str
     outcome: TestOutcome
     message: str | None = None
+    """The skip or xfail reason, or the failure or error message, as pytest shows it."""
+    when: Literal["setup", "call", "teardown"] | None = None
+    """The phase that decided the outcome (an error at ``setup`` or at ``teardown``)."""
     duration: float = 0.0
     stdout: str = ""
     stderr: str = ""
@@ -118,10 +127,30 @@ class TestResult(_Frozen):
 
 
 class CollectionError(_Frozen):
-    """A pytest collection failure (an import error in a test module, say)."""
+    """A pytest collection failure (an import error in a test module, say).
+
+    ``message`` is pytest's whole report; ``exception`` the error behind it (for an import
+    error, the ``ImportError`` itself rather than pytest's wrapper).
+    """
 
     nodeid: str
     message: str
+    exception: ExceptionInfo | None = None
+
+
+class WarningInfo(_Frozen):
+    """A warning shown during the run, as the snippet's process recorded it.
+
+    ``line`` and ``file`` are set when the warning points into the snippet's own files;
+    ``when`` and ``nodeid`` say where pytest caught it (``config``, ``collect``, ``runtest``).
+    """
+
+    category: str
+    message: str
+    line: int | None = None
+    file: str | None = None
+    when: str | None = None
+    nodeid: str | None = None
 
 
 class StateStatus(StrEnum):
@@ -171,6 +200,9 @@ class Observation(_Frozen):
     tests: tuple[TestResult, ...] = ()
     collection_errors: tuple[CollectionError, ...] = ()
     pytest_exit_code: int | None = None
+    pytest_summary: dict[str, int] = Field(default_factory=dict)
+    """Pytest's own summary counts (``{"skipped": 1, "warnings": 1}``), as it would print them."""
+    warnings: tuple[WarningInfo, ...] = ()
     state: dict[str, StateValue] = Field(default_factory=dict)
     child_report: ChildReportStatus = ChildReportStatus.MISSING
     child_report_error: str | None = None
@@ -183,3 +215,50 @@ class Observation(_Frozen):
     pool_hit: bool = False
     container_id: str | None = None
     error: str | None = None
+
+
+# pytest's summary line ----------------------------------------------------------------------
+
+_SUMMARY_ORDER = (
+    "failed",
+    "passed",
+    "skipped",
+    "deselected",
+    "xfailed",
+    "xpassed",
+    "warnings",
+    "error",
+)
+_SUMMARY_WORDS = {
+    **{word: word for word in _SUMMARY_ORDER[:6]},
+    **{"warning": "warnings", "warnings": "warnings", "error": "error", "errors": "error"},
+}
+
+
+def parse_summary(text: str) -> dict[str, int]:
+    """Pytest's summary line (``1 failed, 2 passed, 1 warning``) as counts without zeros.
+
+    ``no tests ran`` is no counts. ``ValueError`` when the text is not such a line.
+    """
+    if text.strip() == "no tests ran":
+        return {}
+    counts: dict[str, int] = {}
+    for part in text.split(","):
+        match = re.fullmatch(r"\s*(\d{1,6}) ([a-z]+)\s*", part)
+        key = _SUMMARY_WORDS.get(match[2], "") if match else ""
+        if match is None or not key or key in counts:
+            raise ValueError(f"{text!r} is not a pytest summary line like '1 passed, 1 warning'")
+        counts[key] = int(match[1])
+    return {key: count for key, count in counts.items() if count}
+
+
+def format_summary(counts: dict[str, int]) -> str:
+    """Counts as pytest prints them, in its order: ``1 failed, 2 passed, 1 warning, 2 errors``.
+
+    Categories pytest does not know itself (from plugins) come last, as pytest puts them.
+    """
+    keys = [key for key in _SUMMARY_ORDER if counts.get(key)]
+    keys += sorted(key for key in counts if key not in _SUMMARY_ORDER and counts[key])
+    plural = {"warnings": ("warning", "warnings"), "error": ("error", "errors")}
+    words = [plural.get(key, (key, key))[counts[key] != 1] for key in keys]
+    return ", ".join(f"{counts[k]} {w}" for k, w in zip(keys, words, strict=True)) or "no tests ran"

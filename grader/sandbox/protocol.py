@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ..constants import HARNESS_COMMAND, HARNESS_MAX_SUBMISSION_BYTES, HARNESS_PROTOCOL_VERSION
 from ..domain import (
@@ -35,9 +35,15 @@ from ..domain import (
     SyntaxErrorInfo,
     TestResult,
 )
+from ..domain.observation import WarningInfo
 from ..errors import HarnessProtocolError, LimitsError
 
 _MAX_TESTS = 500
+MAX_WARNINGS = 100
+"""As many warnings as the harness's log keeps (``grader_harness.warnlog.MAX_WARNINGS``)."""
+OPTIONS_FILE = ".grader-run.json"
+"""The run's options, laid out next to the snippet; the child reads and removes it first
+(``grader_harness.warnlog.OPTIONS_FILE``)."""
 
 
 class _Strict(BaseModel):
@@ -69,10 +75,14 @@ class HarnessSubmission(_Strict):
 
     @classmethod
     def of(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
+        """The line for ``request``; its run options travel as ``OPTIONS_FILE``, when any."""
+        files = dict(request.files)
+        if request.filterwarnings:
+            files[OPTIONS_FILE] = json.dumps({"filterwarnings": list(request.filterwarnings)})
         return cls(
             mode=request.mode,
             entry=request.entry,
-            files=dict(request.files),
+            files=files,
             state=list(request.state),
             limits=HarnessLimits(
                 wall_seconds=limits.wall_seconds,
@@ -134,6 +144,9 @@ class WireChildEnvelope(_Strict):
     reason: str | None = None
 
 
+SummaryCategory = Annotated[str, StringConstraints(min_length=1, max_length=40)]
+
+
 class ChildReport(_Strict):
     """What the snippet's process claims. Validated, then used as observations only."""
 
@@ -142,7 +155,11 @@ class ChildReport(_Strict):
     pytest_exit_code: int | None = None
     tests: list[TestResult] = Field(default_factory=list, max_length=_MAX_TESTS)
     collection_errors: list[CollectionError] = Field(default_factory=list, max_length=100)
+    summary: dict[SummaryCategory, Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=20
+    )
     state: dict[str, StateValue] = Field(default_factory=dict)
+    warnings: list[WarningInfo] = Field(default_factory=list, max_length=MAX_WARNINGS)
 
 
 class FinalReport(_Strict):
@@ -266,6 +283,8 @@ def to_observation(
         tests=tuple(child.tests) if child else (),
         collection_errors=tuple(child.collection_errors) if child else (),
         pytest_exit_code=child.pytest_exit_code if child else None,
+        pytest_summary=dict(child.summary) if child else {},
+        warnings=tuple(child.warnings) if child else (),
         state=child.state if child else {},
         child_report=child_status,
         child_report_error=child_error,

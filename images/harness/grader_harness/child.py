@@ -23,6 +23,7 @@ from .protocol import (
     MAX_STATE_JSON_CHARS,
     MAX_TRACEBACK_CHARS,
 )
+from .warnlog import WarningLog, apply_filters, filter_specs, take_options
 
 # typing costs the container's start-up ~6 ms; annotations only need it for the checker.
 TYPE_CHECKING = False
@@ -67,6 +68,31 @@ def describe_exception(exc: BaseException, snippet_files: frozenset[str]) -> dic
             code = int(code)
         info["exit_code"] = code if code is None or type(code) is int else safe_str(code, 200)
     return info
+
+
+def describe_warnings(log: WarningLog, snippet_files: frozenset[str]) -> list[dict[str, Any]]:
+    """The logged warnings as data: category, message, and the line when it is the snippet's."""
+    described = []
+    for message, category, filename, lineno, when, nodeid in log.entries:
+        in_snippet = isinstance(filename, str) and filename in snippet_files
+        described.append(
+            {
+                "category": _type_of(category),
+                "message": safe_str(message),
+                "line": lineno if in_snippet and type(lineno) is int else None,
+                "file": os.path.basename(filename) if in_snippet else None,
+                "when": when,
+                "nodeid": nodeid if type(nodeid) is str else None,
+            }
+        )
+    return described
+
+
+def _type_of(category: object) -> str:
+    try:
+        return type_name(category) if isinstance(category, type) else safe_str(category, 200)
+    except BaseException:
+        return "?"
 
 
 def collect_state(namespace: dict[str, Any] | None, names: list[str]) -> dict[str, Any]:
@@ -122,8 +148,12 @@ def run_script(
     snippet_files: frozenset[str],
     state: list[str],
     flush: Callable[[], None],
+    log: WarningLog | None = None,
+    filters: list[str] | None = None,
 ) -> tuple[dict[str, Any], int]:
     """Execute ``code`` as ``__main__``; return the child report and the process exit code."""
+    log = log or WarningLog()
+    apply_filters(filters or [])
     module = types.ModuleType("__main__")
     module.__dict__.update({"__file__": path, "__builtins__": builtins, "__cached__": None})
     sys.modules["__main__"] = module
@@ -145,6 +175,7 @@ def run_script(
         "mode": "script",
         "exception": exception,
         "state": collect_state(namespace, state),
+        "warnings": describe_warnings(log, snippet_files),
     }, exit_code
 
 
@@ -180,15 +211,24 @@ def _exit_code_for(exc: BaseException) -> int:
 
 
 def run_pytest(
-    path: str, snippet_files: frozenset[str], state: list[str], flush: Callable[[], None]
+    path: str,
+    snippet_files: frozenset[str],
+    state: list[str],
+    flush: Callable[[], None],
+    log: WarningLog | None = None,
+    filters: list[str] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Run pytest on the snippet file with the environment's own pytest-asyncio."""
+    """Run pytest on the snippet file with the environment's own pytest-asyncio.
+
+    ``filters`` go to pytest as ``-W`` options, after the session's own, so they win.
+    """
     import pytest
 
     from .pytest_plugin import Collector, QuietTerminal, pytest_args
 
-    collector = Collector(snippet_files, path)
-    args = pytest_args(path, os.path.dirname(path))
+    log = log or WarningLog()
+    collector = Collector(snippet_files, path, log)
+    args = pytest_args(path, os.path.dirname(path), filters or [])
     exception: dict[str, Any] | None = None
     exit_code = 0
     try:
@@ -203,7 +243,9 @@ def run_pytest(
         "pytest_exit_code": exit_code,
         "tests": collector.tests(),
         "collection_errors": collector.collection_errors,
+        "summary": collector.summary(),
         "state": collect_state(collector.namespace(), state),
+        "warnings": describe_warnings(log, snippet_files),
     }
     return report, exit_code
 
@@ -228,10 +270,13 @@ def main(
                 pass
 
     try:
+        filters = filter_specs(take_options(os.path.dirname(path)))
+        log = WarningLog()
+        log.install()
         if mode == "script" and code is not None:
-            report, exit_code = run_script(code, path, snippet_files, state, flush)
+            report, exit_code = run_script(code, path, snippet_files, state, flush, log, filters)
         else:
-            report, exit_code = run_pytest(path, snippet_files, state, flush)
+            report, exit_code = run_pytest(path, snippet_files, state, flush, log, filters)
         if os.getpid() == pid:  # a bare os.fork() clone of the snippet returns here too
             send_report(report_fd, report)
     except BaseException:

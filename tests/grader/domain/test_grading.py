@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from grader.domain import CapturedStream, Limits, Observation, RunMode, RunRequest
+from grader.domain import CapturedStream, ExceptionInfo, Limits, Observation, RunMode, RunRequest
 from grader.domain.challenge import Challenge
 from grader.domain.grading import grade, refusal, request_for
 from grader.domain.submission import Submission
@@ -113,3 +113,43 @@ def test_grade_lets_infrastructure_failures_propagate() -> None:
 
     with pytest.raises(SandboxError, match="engine down"):
         grade(submission(code="print(2)"), OUTPUT, FakeSandbox(broken), Limits())
+
+
+DRIFT = challenge(
+    kind="output",
+    code="print(2)",
+    expectation={"output": {"stdout": "2\n"}},
+    environments={
+        "env-b": {"expectation": {"exception": {"type": "TypeError", "line": 1}}},
+    },
+)
+
+
+def raising(env: str, _: RunRequest) -> Observation:
+    return completed(
+        env, exit_code=1, exception=ExceptionInfo(type="TypeError", message="no", line=1)
+    )
+
+
+def test_grade_uses_the_kind_of_the_environments_truth() -> None:
+    """An output challenge whose truth in env-b is an exception grades env-b answers as one."""
+    sandbox = FakeSandbox(raising)
+    in_b = grade(submission(code="print(2)", environment="env-b"), DRIFT, sandbox, Limits())
+    in_a = grade(submission(code="print(2)", environment="env-a"), DRIFT, sandbox, Limits())
+    assert (in_b.status, in_b.reason) == (VerdictStatus.PASSED, "raised TypeError: no")
+    assert in_a.status is VerdictStatus.FAILED
+    assert in_a.reason == "output does not match (exact); the run raised TypeError: no"
+
+
+def test_every_run_of_a_challenge_carries_its_warning_filters() -> None:
+    """A learner's run gets the challenge's -W options, exactly as validate's runs do."""
+    strict = challenge(
+        kind="output",
+        code="print(2)",
+        filterwarnings=["error"],
+        expectation={"output": {"stdout": "2\n"}},
+    )
+    assert request_for(strict, "print(3)", strict.expectation).filterwarnings == ("error",)
+    sandbox = printing("2\n")
+    grade(submission(code="print(2)"), strict, sandbox, Limits())
+    assert [req.filterwarnings for _, req, _ in sandbox.runs] == [("error",)]

@@ -158,3 +158,115 @@ def test_state_text_options_need_a_single_value(tmp_path: Path) -> None:
     )
     with pytest.raises(ChallengeError, match=r"expects exactly one value"):
         load_challenge(write(tmp_path, text), ENVS)
+
+
+OUTCOME = """\
+title: Skipped
+kind: outcome
+prompt: What does pytest report?
+mode: pytest
+environment: env-a
+filterwarnings: [error, "ignore::DeprecationWarning"]
+code: |
+  async def test_ping():
+      pass
+options:
+  - label: A
+    text: 1 skipped, 1 warning
+  - label: B
+    text: 1 failed
+answer: A
+expectation:
+  outcome:
+    summary: 1 skipped, 1 warning
+    tests:
+      test_ping:
+        outcome: skipped
+        message:
+          contains: no async plugin
+  warnings:
+    - category: PytestUnhandledCoroutineWarning
+environments:
+  env-b:
+    expectation:
+      exception:
+        type: TypeError
+"""
+
+
+def test_outcome_expectation_warnings_and_filters_load(tmp_path: Path) -> None:
+    """Pytest outcomes, warning rules, -W filters and an override of another kind load."""
+    challenge = load_challenge(write(tmp_path, OUTCOME, "skipped.yaml"), ENVS)
+    assert challenge.kind is Kind.OUTCOME
+    assert challenge.filterwarnings == ("error", "ignore::DeprecationWarning")
+    expectation = challenge.expectation_for("env-a")
+    assert expectation is not None and expectation.outcome is not None
+    assert expectation.outcome.tests["test_ping"].outcome == "skipped"
+    assert [w.category for w in expectation.warnings] == ["PytestUnhandledCoroutineWarning"]
+    assert (challenge.kind_in("env-a"), challenge.kind_in("env-b")) == (
+        Kind.OUTCOME,
+        Kind.EXCEPTION,
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "    summary: 1 skipped, 1 warning\n",
+            "    summary: one skipped\n",
+            r"skipped.yaml:\d+: field 'expectation.outcome': Value error, 'one skipped' is not "
+            r"a pytest summary line",
+        ),
+        (
+            "        outcome: skipped\n",
+            "        outcome: skip\n",
+            r"field 'expectation.outcome.tests.test_ping.outcome': Input should be 'passed'",
+        ),
+        (
+            "mode: pytest\n",
+            "mode: script\n",
+            r"field '\(top level\)': Value error, the expectation: "
+            r"outcome expectations need mode: pytest",
+        ),
+        (
+            "filterwarnings: [error,",
+            "filterwarnings: [raise,",
+            r"filterwarnings entry 'raise' is not a -W option",
+        ),
+        (
+            "    text: 1 failed\n",
+            "    text: It fails because the loop is closed\n",
+            r"text options of an outcome challenge are either all pytest summary lines",
+        ),
+        (
+            "      exception:\n        type: TypeError\n",
+            "      tests:\n        code: 'def test_a(): pass'\n",
+            r"environments.env-b.expectation: only a tests challenge expects tests",
+        ),
+        (
+            "      exception:\n        type: TypeError\n",
+            "      exception:\n        type: TypeError\n      state:\n        values: {a: 1}\n",
+            r"environments.env-b.expectation must set exactly one of output, exception",
+        ),
+    ],
+)
+def test_outcome_file_errors(tmp_path: Path, old: str, new: str, message: str) -> None:
+    """Malformed outcomes, filters, mixed options and overrides are refused precisely."""
+    assert old in OUTCOME
+    path = write(tmp_path, OUTCOME.replace(old, new), "skipped.yaml")
+    with pytest.raises(ChallengeError, match=message):
+        load_challenge(path, ENVS)
+
+
+def test_a_syntax_expectation_cannot_expect_warnings(tmp_path: Path) -> None:
+    """Nothing runs for a syntax error, so warning rules on one are refused."""
+    text = (
+        VALID.replace("kind: output", "kind: syntax")
+        .replace("code: |\n  print(1 + 1)\n", "code: |\n  bad =\n")
+        .replace(
+            '  output:\n    stdout: "2\\n"\n', "  syntax: {}\n  warnings:\n    - absent: true\n"
+        )
+    )
+    with pytest.raises(ChallengeError, match=r"syntax expectations cannot expect warnings"):
+        load_challenge(write(tmp_path, text), ENVS)

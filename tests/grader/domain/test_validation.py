@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 from grader.domain import (
     CapturedStream,
+    CollectionError,
+    ExceptionInfo,
+    Kind,
     Limits,
     Observation,
     RunMode,
@@ -14,10 +17,13 @@ from grader.domain import (
     StateStatus,
     StateValue,
     SyntaxErrorInfo,
+    TestOutcome,
+    TestResult,
 )
 from grader.domain.challenge import Challenge
 from grader.domain.grading import request_for
-from grader.domain.validation import validate
+from grader.domain.observation import WarningInfo
+from grader.domain.validation import first_difference, matrix_row, summarize, validate
 from grader.sandbox.testing import FakeSandbox, completed
 
 observed = completed
@@ -89,11 +95,11 @@ def compile_errors_for(*broken: str) -> Callable[[str, RunRequest], Observation]
 
 
 def test_exactly_the_keyed_option_produces_the_syntax_error() -> None:
-    """Each code option runs; only the keyed one may fail to compile."""
+    """Each code option runs (three times by default); only the keyed one may fail to compile."""
     sandbox = FakeSandbox(compile_errors_for("bad ="))
     report = validate(SYNTAX, sandbox, Limits())
     assert report.ok
-    assert len(sandbox.runs) == 3
+    assert len(sandbox.runs) == 3 * 3
     assert all(req.mode is RunMode.PYTEST for _, req, _ in sandbox.runs)
 
 
@@ -122,7 +128,7 @@ def test_state_key_and_per_environment_expectations() -> None:
         return observed(env, state={"counter": StateValue(status=StateStatus.OK, value=value)})
 
     sandbox = FakeSandbox(answer)
-    report = validate(STATE, sandbox, Limits())
+    report = validate(STATE, sandbox, Limits(), runs=1)
     assert report.ok
     assert [env for env, _, _ in sandbox.runs] == ["env-a", "env-b"]
     assert all(req.state == ("counter",) for _, req, _ in sandbox.runs)
@@ -169,3 +175,153 @@ def test_syntax_challenge_with_explanation_options_proves_the_premise() -> None:
     report = validate(explained, FakeSandbox(compile_errors_for("bad =")), Limits())
     assert report.ok
     assert report.checks[-1].detail.startswith("options are explanations")
+
+
+def flaky_printing(*texts: str) -> Callable[[str, RunRequest], Observation]:
+    """Answers each run with the next text, in turn."""
+    calls = iter(texts * 10)
+
+    def answer(env: str, req: RunRequest) -> Observation:
+        return printing(next(calls))(env, req)
+
+    return answer
+
+
+def test_a_challenge_whose_output_differs_between_runs_is_refused() -> None:
+    """Green in two runs, red in one: validation names the run and the differing stdout."""
+    report = validate(OUTPUT, FakeSandbox(flaky_printing("2\n", "2\n", "3\n")), Limits())
+    assert not report.ok
+    flaky = report.checks[-1]
+    assert (flaky.name, flaky.ok, flaky.environment) == (
+        "the same outcome in every run",
+        False,
+        "env-a",
+    )
+    assert flaky.detail == "the code: run 1 and run 3 of 3 differ in stdout '2\\n' vs '3\\n'"
+
+
+def test_every_run_must_meet_the_expectation() -> None:
+    """The expectation check reports the first run that fails it, not just the first run."""
+    report = validate(OUTPUT, FakeSandbox(flaky_printing("2\n", "3\n", "2\n")), Limits())
+    assert report.checks[0].ok is False
+    assert report.checks[0].detail.startswith("output does not match (exact)")
+
+
+def test_a_flaky_code_option_is_named() -> None:
+    """A code option whose outcome differs between runs is named in the refusal."""
+    answers = iter([False, True] + [False] * 20)
+
+    def answer(env: str, req: RunRequest) -> Observation:
+        code = req.files[req.entry]
+        broken = code == "bad =" or (code == "also bad =" and next(answers))
+        return compile_errors_for(code if broken else "")(env, req)
+
+    report = validate(SYNTAX, FakeSandbox(answer), Limits(), runs=2)
+    assert not report.ok
+    assert report.checks[-1].detail.startswith(
+        "option C: run 1 and run 2 of 2 differ in status 'completed' vs 'syntax_error', "
+        "syntax_error None vs {'type': 'SyntaxError', 'message': 'invalid syntax', "
+    )
+
+
+def test_object_addresses_and_timings_are_not_differences() -> None:
+    """Two runs that differ only in an object's address and in wall time are the same."""
+
+    def failed(address: str, seconds: float) -> Observation:
+        message = f"assert <coroutine object token at {address}> == 'secret'"
+        test = TestResult(nodeid="t.py::test_token", outcome=TestOutcome.FAILED, message=message)
+        return observed("env-a", RunMode.PYTEST, tests=(test,), wall_seconds=seconds, exit_code=1)
+
+    assert first_difference([failed("0x7f1d93a9a770", 0.5), failed("0x7fbf7e5218a0", 0.9)]) is None
+
+
+OUTCOME = challenge(
+    kind="outcome",
+    mode="pytest",
+    filterwarnings=["error"],
+    code="async def test_ping(): pass",
+    answer="B",
+    options=[
+        {"label": "A", "text": "1 passed"},
+        {"label": "B", "text": "1 skipped, 1 warning"},
+        {"label": "C", "text": "1 failed"},
+    ],
+    expectation={"outcome": {"summary": "1 skipped, 1 warning"}},
+    environments={
+        "env-b": {"expectation": {"exception": {"type": "TypeError"}}},
+    },
+)
+
+
+def outcomes(env: str, req: RunRequest) -> Observation:
+    if env == "env-a":
+        return observed(env, RunMode.PYTEST, pytest_summary={"skipped": 1, "warnings": 1})
+    raised = ExceptionInfo(type="TypeError", message="nope")
+    return observed(env, RunMode.PYTEST, exception=raised, exit_code=2)
+
+
+def test_outcome_keys_and_a_truth_of_another_kind_elsewhere() -> None:
+    """Summary-line options are proven against pytest's summary; env-b's truth is an exception."""
+    sandbox = FakeSandbox(outcomes)
+    report = validate(OUTCOME, sandbox, Limits(), runs=1)
+    assert report.ok
+    assert [(c.name, c.environment, c.detail) for c in report.checks] == [
+        ("code meets the expectation", "env-a", "pytest reported 1 skipped, 1 warning"),
+        (
+            "keyed text equals the observation",
+            "env-a",
+            "B's text is what was observed, and no other option's "
+            "(pytest reported 1 skipped, 1 warning)",
+        ),
+        ("code meets the expectation", "env-b", "raised TypeError: nope"),
+    ]
+    assert all(req.filterwarnings == ("error",) for _, req, _ in sandbox.runs)
+
+
+def test_a_wrong_outcome_key_is_refuted() -> None:
+    """With key A ('1 passed') the observed '1 skipped, 1 warning' refutes it."""
+    wrong = OUTCOME.model_copy(update={"answer": "A"})
+    report = validate(wrong, FakeSandbox(outcomes), Limits(), runs=1)
+    assert report.checks[1].detail == (
+        "options equal to the observation: B; key: A (pytest reported 1 skipped, 1 warning)"
+    )
+
+
+def test_the_matrix_shows_the_kind_of_each_environments_truth() -> None:
+    """Each cell says what happened and the kind of truth recorded there."""
+    row = matrix_row(OUTCOME, ["env-a", "env-b", "env-c"], FakeSandbox(outcomes), Limits())
+    assert row is not None
+    assert [(c.environment, c.kind, c.expected, c.outcome) for c in row.cells] == [
+        ("env-a", Kind.OUTCOME, True, "ok"),
+        ("env-b", Kind.EXCEPTION, True, "TypeError: nope"),
+        ("env-c", None, None, "TypeError: nope"),
+    ]
+
+
+def test_summarize_names_outcomes_collection_errors_and_warnings() -> None:
+    """The matrix's short outcome keeps 'k/n passed' and adds what else pytest reported."""
+    tests = (
+        TestResult(nodeid="t.py::test_a", outcome=TestOutcome.PASSED),
+        TestResult(nodeid="t.py::test_b", outcome=TestOutcome.SKIPPED),
+        TestResult(nodeid="t.py::test_c", outcome=TestOutcome.ERROR, when="setup"),
+    )
+    warning = WarningInfo(category="pytest.PytestUnhandledCoroutineWarning", message="m")
+    assert summarize(observed("e", RunMode.PYTEST, tests=tests, warnings=(warning,))) == (
+        "1/3 passed, 1 skipped, 1 error at setup; warned PytestUnhandledCoroutineWarning"
+    )
+    failed = TestResult(
+        nodeid="t.py::test_a",
+        outcome=TestOutcome.FAILED,
+        exception=ExceptionInfo(
+            type="AssertionError", message="assert <c at 0x7f3dc2a1b0> == 1\nmore"
+        ),
+    )
+    assert summarize(observed("e", RunMode.PYTEST, tests=(failed,))) == (
+        "0/1 passed; AssertionError: assert <c at 0x…> == 1"
+    )
+    error = CollectionError(
+        nodeid="t.py", message="...", exception=ExceptionInfo(type="Failed", message="In t: no")
+    )
+    assert summarize(observed("e", RunMode.PYTEST, collection_errors=(error,))) == (
+        "collection error Failed: In t: no"
+    )
