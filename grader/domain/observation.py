@@ -109,6 +109,18 @@ class TestOutcome(StrEnum):
     NOT_RUN = "not_run"
 
 
+class SubtestResult(_Frozen):
+    """One variation of a test (``unittest``'s ``subTest`` or pytest's ``subtests``)."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    """The variation as pytest shows it: ``[custom message] (i=1)``, or ``(i=1)``."""
+    outcome: TestOutcome
+    message: str | None = None
+    stdout: str = ""
+
+
 class TestResult(_Frozen):
     """One pytest test as the snippet's process reported it."""
 
@@ -124,6 +136,9 @@ class TestResult(_Frozen):
     stdout: str = ""
     stderr: str = ""
     exception: ExceptionInfo | None = None
+    subtests: tuple[SubtestResult, ...] = ()
+    task_id: int | None = None
+    """The test's ``@pytest.mark.task(taskno=N)``, when it has one."""
 
 
 class CollectionError(_Frozen):

@@ -14,6 +14,9 @@ class VerdictStatus(StrEnum):
 
     PASSED = "passed"
     FAILED = "failed"
+    ERROR = "error"
+    """The learner's code could not be tested: it does not compile or import, or collection
+    failed."""
     TIME_LIMIT_EXCEEDED = "time_limit_exceeded"
     MEMORY_LIMIT_EXCEEDED = "memory_limit_exceeded"
     OUTPUT_LIMIT_EXCEEDED = "output_limit_exceeded"
@@ -29,6 +32,18 @@ RUN_LEVEL = {
 }
 
 
+class SubtestVerdict(BaseModel):
+    """One variation of a hidden test (``subTest`` or pytest's ``subtests``)."""
+
+    __test__ = False
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    status: str
+    message: str | None = None
+    output: str = ""
+
+
 class TestVerdict(BaseModel):
     """One hidden test's result, with its points."""
 
@@ -41,6 +56,8 @@ class TestVerdict(BaseModel):
     max_points: float
     message: str | None = None
     output: str = ""
+    task_id: int | None = None
+    subtests: tuple[SubtestVerdict, ...] = ()
 
 
 class Verdict(BaseModel):
