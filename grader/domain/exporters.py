@@ -9,16 +9,18 @@ Pure functions of a stored ``Submission``: no I/O. Each format follows its publi
 - ``prairielearn``: PrairieLearn's external grading results
   (https://prairielearn.readthedocs.io/en/latest/externalGrading/#grading-results).
 
-Where a format has no nesting, a test's subtests follow it as entries of their own, named
-``test_x [variation]``. Kinds without hidden tests (output, exception, state, a choice, ...)
-become one synthetic test named after the challenge. Hidden test source is only sent when
-the caller passes it (``test_code``); the API never does for a submitter (docs/api.md).
+Where a format has no nesting but a pass/fail status per test (Exercism, Gradescope), a
+test's subtests follow it as entries of their own, named ``test_x [variation]``; PrairieLearn
+has only points, so they fold into their test's message. Kinds without hidden tests
+(output, exception, state, a choice, ...) become one synthetic test named after the
+challenge. Hidden test source is only sent when the caller passes it (``test_code``); the
+API never does (docs/api.md, "Result formats").
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -119,9 +121,8 @@ def export(
             f"in {fmt.value} yet; retry later, or add ?wait=<seconds>",
         )
     verdict = final_verdict(submission)
-    codes = test_code or {}
     if fmt is ResultFormat.EXERCISM_V3:
-        return exercism_v3(verdict, submission.challenge_id, codes)
+        return exercism_v3(verdict, submission.challenge_id, test_code or {})
     if fmt is ResultFormat.GRADESCOPE:
         return gradescope(verdict, submission.challenge_id)
     return prairielearn(verdict, submission.challenge_id)
@@ -201,18 +202,26 @@ def _subtest_entry(parent: TestVerdict, sub: SubtestVerdict) -> Entry:
     )
 
 
-def entries(verdict: Verdict, challenge_id: str, test_code: Mapping[str, str]) -> list[Entry]:
-    """The verdict's tests, each followed by its subtests; or one synthetic test."""
+def entries(
+    verdict: Verdict,
+    challenge_id: str,
+    test_code: Mapping[str, str],
+    *,
+    fold_subtests: bool = False,
+) -> list[Entry]:
+    """The verdict's tests, each followed by its subtests (or with them folded into its
+    message and output); or one synthetic test that carries the whole verdict."""
     if not verdict.tests:
         obs = verdict.observation
-        message = describe(verdict)
+        untested = LADDER[verdict.status] in (Standing.UNTESTED, Standing.OURS)
+        message = whole_error(verdict) if untested else describe(verdict)
         if verdict.diff:
             message += f"\n\n{verdict.diff}"
         return [
             Entry(
                 name=challenge_id,
                 passed=verdict.passed,
-                errored=LADDER[verdict.status] in (Standing.UNTESTED, Standing.OURS),
+                errored=untested,
                 message=message,
                 output=obs.stdout.text if obs is not None else "",
                 points=verdict.points,
@@ -221,21 +230,36 @@ def entries(verdict: Verdict, challenge_id: str, test_code: Mapping[str, str]) -
         ]
     flat: list[Entry] = []
     for test in verdict.tests:
-        flat.append(
-            Entry(
-                name=test.name,
-                passed=_test_passed(test),
-                errored=test.status in ("error", "not_run"),
-                message=_test_message(test, verdict),
-                output=test.output,
-                points=test.points,
-                max_points=test.max_points,
-                task_id=test.task_id,
-                test_code=test_code.get(test.name),
-            )
+        entry = Entry(
+            name=test.name,
+            passed=_test_passed(test),
+            errored=test.status in ("error", "not_run"),
+            message=_test_message(test, verdict),
+            output=test.output,
+            points=test.points,
+            max_points=test.max_points,
+            task_id=test.task_id,
+            test_code=test_code.get(test.name),
         )
-        flat += [_subtest_entry(test, sub) for sub in test.subtests]
+        subs = [_subtest_entry(test, sub) for sub in test.subtests]
+        if fold_subtests and subs:
+            flat.append(_folded(entry, subs))
+        else:
+            flat += [entry, *subs]
     return flat
+
+
+def _folded(entry: Entry, subs: list[Entry]) -> Entry:
+    """``entry`` with one line per subtest in its message, and their output after its own."""
+    lines = [
+        f"{sub.name}: {'passed' if sub.passed else 'failed'}"
+        + (f": {sub.message}" if sub.message and not sub.passed else "")
+        for sub in subs
+    ]
+    message = "\n".join([entry.message, *lines] if entry.message else lines)
+    outputs = [entry.output] if entry.output else []
+    outputs += [f"{sub.name}:\n{sub.output}" for sub in subs if sub.output]
+    return replace(entry, message=message, output="\n".join(outputs))
 
 
 def _capped(text: str, limit: int, notice: str) -> str:
@@ -255,12 +279,7 @@ def exercism_v3(
     omitted; ``message`` is null unless the status is ``error``, as the spec's example.
     """
     standing = LADDER[verdict.status]
-    limits = verdict.status in (
-        VerdictStatus.TIME_LIMIT_EXCEEDED,
-        VerdictStatus.MEMORY_LIMIT_EXCEEDED,
-        VerdictStatus.OUTPUT_LIMIT_EXCEEDED,
-    )
-    if standing in (Standing.UNTESTED, Standing.OURS) or limits:
+    if standing in (Standing.UNTESTED, Standing.OURS) or verdict.status in _HEADLINES:
         document: dict[str, Any] = {
             "version": 3,
             "status": "error",
@@ -323,11 +342,13 @@ def gradescope(verdict: Verdict, challenge_id: str) -> dict[str, Any]:
             test["score"] = entry.points
             test["max_score"] = entry.max_points
         test["status"] = "passed" if entry.passed else "failed"
-        text = "\n\n".join(part for part in (entry.message, entry.output) if part)
-        if text:
-            test["output"] = text
+        parts = [entry.message.rstrip("\n")] if entry.message else []
+        parts += [f"Output:\n{entry.output}"] if entry.output else []
+        if parts:
+            test["output"] = "\n\n".join(parts)
         tests.append(test)
-    output = describe(verdict)
+    untested = LADDER[verdict.status] is Standing.UNTESTED
+    output = whole_error(verdict) if untested else describe(verdict)
     return {
         "score": verdict.points,
         "output": output,
@@ -344,8 +365,9 @@ def prairielearn(verdict: Verdict, challenge_id: str) -> dict[str, Any]:
     """PrairieLearn results: a 0-1 ``score`` and tests, or ``gradable: false``.
 
     Code that could not be tested and our own failures are not gradable: PrairieLearn then
-    awards and deducts nothing and does not count the attempt. Subtests are entries of 0 of 0
-    points after their test (the score is the top-level one, never a sum).
+    awards and deducts nothing and does not count the attempt. Tests have no status but their
+    points, so subtests fold into their test's message and output: an entry of 0 of 0 points
+    would show a failed variation as full marks.
     """
     standing = LADDER[verdict.status]
     obs = verdict.observation
@@ -369,6 +391,6 @@ def prairielearn(verdict: Verdict, challenge_id: str) -> dict[str, Any]:
                 "message": entry.message or "",
                 "output": entry.output,
             }
-            for entry in entries(verdict, challenge_id, {})
+            for entry in entries(verdict, challenge_id, {}, fold_subtests=True)
         ],
     }
