@@ -16,6 +16,7 @@ from ..adapters.store import new_id
 from ..adapters.webhooks import check_callback_url
 from ..domain.challenge import Challenge
 from ..domain.compare import grade_choice
+from ..domain.exporters import NotExportable, ResultFormat, export
 from ..domain.grading import refusal
 from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
 from ..errors import (
@@ -27,7 +28,7 @@ from ..errors import (
     UnsafeCallback,
 )
 from ..settings import ApiKey
-from .errors import describe, error_responses
+from .errors import ErrorBody, describe, error_body, error_responses
 from .security import has_role
 from .state import ApiState, api_state, current_key
 
@@ -208,20 +209,50 @@ async def create_batch(
     return JSONResponse(status_code=202, content={"submissions": answers})
 
 
-@router.get("/submissions/{submission_id}", summary="Status and result (long-poll with ?wait=)")
+_FORMAT_HELP = (
+    "The result's format: grader (this API's own), exercism-v3 (Exercism test-runner "
+    "results.json v3), gradescope (Gradescope autograder results.json), prairielearn "
+    "(PrairieLearn external grading results). Formats other than grader answer 409 for a "
+    "submission that is not finished; see docs/api.md, 'Result formats'."
+)
+
+
+@router.get(
+    "/submissions/{submission_id}",
+    summary="Status and result (long-poll with ?wait=, other formats with ?format=)",
+    responses={
+        409: {
+            "model": ErrorBody,
+            "description": "No result in that format: the submission is not finished "
+            "(not_finished), or the format cannot express our failure (not_graded)",
+        }
+    },
+)
 async def get_submission(
     request: Request,
     submission_id: str,
     key: Annotated[ApiKey, Depends(current_key)],
     wait: Annotated[float, Query(ge=0, le=30, description="Seconds to wait for the result")] = 0,
+    result_format: Annotated[
+        ResultFormat, Query(alias="format", description=_FORMAT_HELP)
+    ] = ResultFormat.GRADER,
 ) -> JSONResponse:
+    """The submission as it stands; with ``format``, its result as that platform reads it.
+
+    With ``wait`` the answer comes when the result is stored or the seconds are up. A format
+    other than ``grader`` is the platform's document alone (write it as its results file).
+    """
     state = api_state(request)
     submission = await _visible(state, key, submission_id)
     if wait > 0 and submission.status not in FINAL:
         submission = await _wait(
             state, key, submission_id, min(wait, state.settings.api.max_wait_seconds)
         )
-    return JSONResponse(content=submission.public())
+    try:
+        document = export(submission, result_format)
+    except NotExportable as exc:
+        return error_body(409, exc.code, str(exc))
+    return JSONResponse(content=document)
 
 
 async def _visible(state: ApiState, key: ApiKey, submission_id: str) -> Submission:
