@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "harness
 
 from grader_harness import protocol
 from grader_harness.relay import Relay
+
+from grader.sandbox import isolated
 
 
 class Wires:
@@ -41,10 +44,8 @@ class Wires:
     def close(self) -> None:
         self.relay.close()
         for fd in (self.from_child_w, self.to_child_r, self.stdin_r, self.stdin_w):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 @pytest.fixture
@@ -116,8 +117,6 @@ def test_a_child_that_stops_reading_loses_its_channel(
 
 
 def test_the_prefix_and_end_line_are_the_workers() -> None:
-    from grader.sandbox import isolated
-
     assert protocol.RPC_PREFIX == isolated.RPC_PREFIX
     assert protocol.END_LINE == isolated.END_LINE
     assert protocol.MAX_RPC_FRAME_BYTES == isolated.MAX_FRAME_BYTES

@@ -8,6 +8,7 @@ that floods or sends an oversized frame.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -214,8 +215,6 @@ def final(mode: str, **fields: object) -> bytes:
 
 
 def stream(text: str) -> dict[str, object]:
-    import base64
-
     return {"b64": base64.b64encode(text.encode()).decode(), "bytes": len(text), "truncated": False}
 
 
