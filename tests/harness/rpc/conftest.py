@@ -66,9 +66,11 @@ def learner(tmp_path: Path) -> Iterator[Callable[..., Learner]]:
         script: str | None = None,
         install: bool = True,
     ) -> Learner:
+        home = tmp_path / "learner"
+        home.mkdir(exist_ok=True)
         for name, text in files.items():
-            (tmp_path / name).write_text(text, encoding="utf-8")
-        process, channel = spawn(tmp_path, list(modules), script)
+            (home / name).write_text(text, encoding="utf-8")
+        process, channel = spawn(home, list(modules), script)
         session = RemoteSession(channel, modules, call_timeout=timeout)
         if install:
             session.install()
@@ -91,3 +93,53 @@ def learner(tmp_path: Path) -> Iterator[Callable[..., Learner]]:
         assert handle.process.stdout is not None and handle.process.stderr is not None
         handle.process.stdout.close()
         handle.process.stderr.close()
+
+
+class Outcomes:
+    """A pytest plugin noting each test's outcome: passed, failed, or error (setup/teardown)."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, str] = {}
+        self.messages: dict[str, str] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        name = report.nodeid.rpartition("::")[2]
+        if report.when == "call":
+            self.outcomes[name] = report.outcome
+        elif report.failed:
+            self.outcomes[name] = "error"
+        if report.failed:
+            self.messages[name] = str(report.longrepr)[-3000:]
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.outcomes["<collection>"] = "error"
+            self.messages["<collection>"] = str(report.longrepr)[-3000:]
+
+
+def run_hidden(directory: Path, code: str) -> Outcomes:
+    """Run hidden tests with pytest in this (the judge's) process, as the harness configures it."""
+    from grader_harness.protocol import PYTEST_SESSION_OPTIONS
+
+    directory.mkdir(exist_ok=True)
+    (directory / "test_hidden.py").write_text(code, encoding="utf-8")
+    (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    plugin = Outcomes()
+    pytest.main(
+        [
+            str(directory / "test_hidden.py"),
+            "-c",
+            str(directory / "pytest.ini"),
+            "--rootdir",
+            str(directory),
+            "--import-mode=importlib",
+            "-q",
+            "-p",
+            "no:randomly",
+            *PYTEST_SESSION_OPTIONS,
+        ],
+        plugins=[plugin],
+    )
+    for name in [m for m in sys.modules if m.startswith("test_hidden")]:
+        del sys.modules[name]
+    return plugin

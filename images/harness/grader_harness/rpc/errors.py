@@ -166,11 +166,11 @@ def rebuild_exception(error: dict[str, Any], excluded: Collection[str]) -> Excep
         except Exception:
             pass
     exc = _instantiate(cls, args, message)
-    location = error.get("traceback")
-    if type(location) is str and location:
-        exc.add_note("learner-side traceback:\n" + clip(location, MAX_TRACEBACK_CHARS))
-    try:
+    remote_traceback = error.get("traceback")
+    try:  # not a note: pytest.raises(match=...) would see it
         exc.__grader_remote__ = True  # type: ignore[attr-defined]
+        if type(remote_traceback) is str:
+            exc.remote_traceback = clip(remote_traceback, MAX_TRACEBACK_CHARS)  # type: ignore[attr-defined]
     except Exception:
         pass
     return exc
