@@ -104,10 +104,9 @@ def test_controls_a_right_solution_passes_and_a_wrong_one_fails(run: Runner, env
 FORGERIES = {
     "fake report on the inherited report descriptor, then os._exit(0)": """
         import json, os
-        report = {"mode": "judge", "pytest_exit_code": 0, "tests": [
-            {"nodeid": f"test_hidden.py::{n}", "outcome": "passed"}
-            for n in ("test_add", "test_add_is_an_int", "test_parse_age_refuses_negatives",
-                      "test_truthy")]}
+        NAMES = __NAMES__
+        report = {"mode": "pytest", "pytest_exit_code": 0, "tests": [
+            {"nodeid": f"test_hidden.py::{name}", "outcome": "passed"} for name in NAMES]}
         for fd in range(3, 64):
             try:
                 os.write(fd, json.dumps(report).encode())
@@ -115,15 +114,19 @@ FORGERIES = {
                 pass
         os._exit(0)
     """,
-    "a pytest hook that turns failures into passes": """
-        import pytest, _pytest.reports, _pytest.runner
-        _pytest.reports.TestReport.outcome = "passed"
-        _pytest.runner.call_and_report = lambda *a, **k: None
+    "a pytest hook registered from the solution that turns failures into passes": """
+        import gc, pytest
+
         class Hook:
             @pytest.hookimpl(hookwrapper=True)
             def pytest_runtest_makereport(self, item, call):
                 outcome = yield
-                outcome.get_result().outcome = "passed"
+                report = outcome.get_result()
+                report.outcome, report.longrepr = "passed", None
+
+        for obj in gc.get_objects():
+            if type(obj).__name__ == "Config" and hasattr(obj, "pluginmanager"):
+                obj.pluginmanager.register(Hook())
     """,
     "conftest.py, pytest.ini, sitecustomize.py and a .pth in every writable directory": """
         import os
@@ -187,9 +190,14 @@ FORGERIES = {
 }
 
 
+def forged(trick: str, names: list[str]) -> str:
+    return trick.replace("__NAMES__", repr(tuple(names)))
+
+
 @pytest.mark.parametrize("name", list(FORGERIES))
 def test_a_forgery_never_passes(run: Runner, name: str) -> None:
-    verdict = grade(run, PLAIN, solution(FORGERIES[name]))
+    names = ["test_add", "test_add_is_an_int", "test_parse_age_refuses_negatives", "test_truthy"]
+    verdict = grade(run, PLAIN, solution(forged(FORGERIES[name], names)))
     assert verdict.status is not VerdictStatus.PASSED, verdict
     assert verdict.score < 1.0
 
@@ -261,22 +269,33 @@ def test_the_hidden_tests_and_reference_are_nowhere_the_learner_can_read(run: Ru
     code = (
         f"""
 import os
-needles = ({MARKER!r}.encode(), b"Item not found", b"test_unknown_item_is_404")
-found = []
-for root in ("/sandbox", "/tmp", "/dev/shm", "/proc/1", "/opt", "/", "/home"):
+# Built at run time, so that this file itself holds neither needle.
+needles = ({MARKER[:7]!r}.encode() + {MARKER[7:]!r}.encode(), b"refuses" + b"_negatives")
+found, read = [], 0
+# Everything but the kernel's pseudo-files and the image's system tree (the same in every
+# container of the image): the work directory, the tmpfs mounts, home, /opt, /etc, /var...
+for root in ("/",):
     for here, dirs, files in os.walk(root):
-        if here.startswith(("/proc/", "/sys")) and here != "/proc/1":
-            dirs[:] = []
+        if here == "/":
+            dirs[:] = [d for d in dirs if d not in ("proc", "sys", "dev", "usr")]
         for name in files:
             path = os.path.join(here, name)
             try:
                 with open(path, "rb") as f:
-                    data = f.read(1 << 20)
+                    data = f.read(1 << 16)
             except OSError:
                 continue
+            read += 1
             if any(n in data for n in needles):
                 found.append(path)
-print("FOUND", sorted(set(found)))
+for path in ("/proc/1/cmdline", "/proc/1/environ", "/dev/shm"):
+    try:
+        with open(path, "rb") as f:
+            if any(n in f.read() for n in needles):
+                found.append(path)
+    except OSError:
+        pass
+print("READ", read > 100, "FOUND", sorted(set(found)))
 """
         + WRONG_PLAIN
     )
@@ -284,16 +303,19 @@ print("FOUND", sorted(set(found)))
     assert expectation is not None
     request = request_for(PLAIN, code, expectation)
     try:
-        obs = run.sandbox.run(OLD_ENV, request, Limits(wall_seconds=20))
+        obs = run.sandbox.run(OLD_ENV, request, Limits(wall_seconds=30))
     finally:
         run.sandbox.drain_removals()
-    assert "FOUND []" in obs.stdout.text, obs.stdout.text[-2000:]
+    assert "READ True FOUND []" in obs.stdout.text, (obs.status, obs.stdout.text[-2000:])
 
 
 def test_q5_without_endpoints_and_a_forged_report_fails(run: Runner) -> None:
     """The issue's own forgery: q5 with no endpoints, a report written and os._exit(0)."""
     trick = FORGERIES["fake report on the inherited report descriptor, then os._exit(0)"]
-    code = "from fastapi import FastAPI\napp = FastAPI()\n" + textwrap.dedent(trick)
+    tests = Q5.expectation.tests if Q5.expectation else None
+    assert tests is not None
+    names = [name for name in tests.points]  # q5 gives points to each of its tests
+    code = "from fastapi import FastAPI\napp = FastAPI()\n" + textwrap.dedent(forged(trick, names))
     verdict = grade(run, Q5, code)
     assert verdict.status in (VerdictStatus.FAILED, VerdictStatus.ERROR), verdict
     assert verdict.score == 0.0

@@ -250,6 +250,9 @@ def run_pytest(
     return report, exit_code
 
 
+CALL_TIMEOUT_SECONDS = 3600.0
+
+
 def run_serve(
     channel: tuple[int, int], modules: list[str], flush: Callable[[], None]
 ) -> tuple[dict[str, Any], int]:
@@ -275,7 +278,9 @@ def run_judge(
     from .rpc.channel import Channel
     from .rpc.remote import RemoteSession
 
-    session = RemoteSession(Channel(*channel), modules)
+    # No deadline per call: a learner stuck in one is killed at its own wall limit, which
+    # ends the channel, and the judge's supervisor has the last word on time anyway.
+    session = RemoteSession(Channel(*channel), modules, call_timeout=CALL_TIMEOUT_SECONDS)
     session.install()
     try:
         report, exit_code = run_pytest(path, snippet_files, [], flush, log, filters)
