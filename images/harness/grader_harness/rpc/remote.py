@@ -120,11 +120,11 @@ class RemoteSession:
                 raw = self.endpoint.request({"op": "import", "name": name})
                 known = expect_id(raw, "$handle") if type(raw) is dict else -1
                 if known < 0:
-                    raise ProtocolError("import did not answer with a handle")
+                    raise self.broken("import did not answer with a handle")
             except Failure as failure:
                 known = RemoteImportError(import_error_text(failure.error), name=name)
             except CodecError as exc:
-                raise ProtocolError(f"bad import answer: {exc}") from None
+                raise self.broken(f"bad import answer: {exc}") from None
             self._modules[name] = known
         if isinstance(known, RemoteImportError):
             raise RemoteImportError(str(known), name=name)
@@ -144,10 +144,18 @@ class RemoteSession:
         return self.decode(raw)
 
     def decode(self, raw: Any) -> Any:
+        """A learner value decoded; a malformed one ends the session (``ProtocolError``)."""
         try:
             return self._decoder.decode(raw)
         except CodecError as exc:
-            raise ProtocolError(f"bad value from the learner side: {exc}") from None
+            raise self.broken(f"bad value from the learner side: {exc}") from None
+
+    def broken(self, message: str) -> ProtocolError:
+        """End the session for a protocol violation; the error to raise."""
+        error = ProtocolError(message)
+        if self.endpoint.broken is None:
+            self.endpoint.broken = error
+        return error
 
     # -- values -------------------------------------------------------------------------
     def send_value(self, value: Any) -> Any:
