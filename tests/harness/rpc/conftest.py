@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parents[3] / "images" / "harness"
-sys.path.insert(0, str(HARNESS))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "images" / "harness"))
 
+from grader_harness.protocol import PYTEST_SESSION_OPTIONS
 from grader_harness.rpc.channel import Channel
 from grader_harness.rpc.remote import RemoteSession
+
+HARNESS = Path(__file__).resolve().parents[3] / "images" / "harness"
 
 SERVE = (
     "import sys; sys.path.insert(0, {harness!r}); "
@@ -49,7 +51,11 @@ def spawn(
     to_learner_r, to_learner_w = os.pipe()
     to_judge_r, to_judge_w = os.pipe()
     fields = {"harness": str(HARNESS), "read": to_learner_r, "write": to_judge_w}
-    code = SERVE.format(modules=modules, **fields) if script is None else FAKE.format(**fields) + script
+    code = (
+        SERVE.format(modules=modules, **fields)
+        if script is None
+        else FAKE.format(**fields) + script
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=cwd,
@@ -129,8 +135,6 @@ class Outcomes:
 
 def run_hidden(directory: Path, code: str) -> Outcomes:
     """Run hidden tests with pytest in this (the judge's) process, as the harness configures it."""
-    from grader_harness.protocol import PYTEST_SESSION_OPTIONS
-
     directory.mkdir(exist_ok=True)
     (directory / "test_hidden.py").write_text(code, encoding="utf-8")
     (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")

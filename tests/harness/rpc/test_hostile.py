@@ -1,12 +1,14 @@
 """Hostile learner sides: lies on the channel and lying objects never make the judge pass."""
 
+# mypy: disable-error-code="import-not-found"
+# ruff: noqa: PLC0415  (each test imports the learner module its own learner side serves)
+
 from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
 
 import pytest
-
 from grader_harness.rpc import ProtocolError, RemoteError, RemoteTimeout, RpcError, SessionClosed
 
 from .conftest import Learner
@@ -95,7 +97,10 @@ def test_a_learner_that_never_answers_times_out(learner: Callable[..., Learner])
 
 def test_a_flood_of_requests_ends_at_the_deadline(learner: Callable[..., Learner]) -> None:
     """A learner that floods requests and reads nothing back cannot keep the judge busy."""
-    flood = 'while True:\n    channel.send({"id": 1, "op": "call", "target": 1, "args": [], "kwargs": {}})'
+    flood = (
+        "while True:\n"
+        '    channel.send({"id": 1, "op": "call", "target": 1, "args": [], "kwargs": {}})'
+    )
     lie(learner, flood, timeout=2.0)
     import solution
 
@@ -178,10 +183,11 @@ def test_lying_equality_stays_on_the_learner_side(learner: Callable[..., Learner
 
     liar = solution.answer()
     assert (liar == 42) is False
-    assert (42 == liar) is False
+    assert (liar == 42) is False
     assert (liar != 42) is True
     assert liar not in [42, "42", None]
-    assert liar == liar
+    same = liar
+    assert liar == same
     assert hash(liar) == hash(liar)
     assert str(liar) == "42"  # text to show, never data: 42 != "42"
     assert (solution.text() == "nope") is False

@@ -225,7 +225,9 @@ class RemoteSession:
     @staticmethod
     def exact(value: Any, kind: type, what: str) -> Any:
         if type(value) is not kind:
-            raise TypeError(f"{what} should return {kind.__name__}, the learner sent {type(value).__name__}")
+            raise TypeError(
+                f"{what} should return {kind.__name__}, the learner sent {type(value).__name__}"
+            )
         return value
 
     def text(self, proxy: RemoteObject, op: str) -> str:
@@ -240,7 +242,9 @@ class RemoteSession:
     # -- the learner's requests (callbacks) ---------------------------------------------
     def _serve(self, frame: dict[str, Any]) -> Any:
         if frame.get("op") != "call":
-            raise ValueError(f"the judge side only answers 'call', not {str(frame.get('op'))[:40]!r}")
+            raise ValueError(
+                f"the judge side only answers 'call', not {str(frame.get('op'))[:40]!r}"
+            )
         cid = expect_id(frame, "target")
         if cid not in self._callbacks:
             raise LookupError(f"unknown callback {cid}")
@@ -274,7 +278,9 @@ class RemoteSession:
                 continue
         return out
 
-    def asgi(self, app: RemoteObject, scope: Any, receive: Any, send: Any) -> Coroutine[Any, Any, None]:
+    def asgi(
+        self, app: RemoteObject, scope: Any, receive: Any, send: Any
+    ) -> Coroutine[Any, Any, None]:
         from .asgi import drive_asgi
 
         return drive_asgi(self, app, scope, receive, send)
