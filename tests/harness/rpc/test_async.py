@@ -164,3 +164,47 @@ async def test_lifespan_runs_startup_and_shutdown_remotely(
     assert sent == [{"type": "lifespan.startup.complete"}, {"type": "lifespan.shutdown.complete"}]
     assert greeted == [{"greeting": "hello"}]
     assert events == ["shutdown"]
+
+
+AUTH = textwrap.dedent(
+    """
+    from fastapi import Depends, FastAPI, Header, HTTPException
+
+    app = FastAPI()
+
+    async def get_current_user(authorization: str | None = Header(default=None)) -> str:
+        if authorization != "Bearer secret":
+            raise HTTPException(status_code=401, detail="Not authenticated")
+        return "alice"
+
+    @app.get("/me")
+    async def me(user: str = Depends(get_current_user)):
+        return {"user": user}
+    """
+)
+
+
+@pytest.mark.asyncio
+async def test_judge_side_dependency_overrides_reach_the_app(
+    learner: Callable[..., Learner],
+) -> None:
+    """A judge lambda put in ``app.dependency_overrides`` is called by FastAPI (in a thread)."""
+    learner({"solution.py": AUTH})
+    from solution import app, get_current_user
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.get("/me")).status_code == 401
+        app.dependency_overrides[get_current_user] = lambda: "test-user"
+        assert get_current_user in app.dependency_overrides
+        response = await client.get("/me")
+        assert response.json() == {"user": "test-user"}
+
+        async def other_user() -> str:
+            return "bob"
+
+        app.dependency_overrides[get_current_user] = other_user
+        assert (await client.get("/me")).json() == {"user": "bob"}
+        app.dependency_overrides.clear()
+        assert app.dependency_overrides == {}
+        assert (await client.get("/me")).status_code == 401
