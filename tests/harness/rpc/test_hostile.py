@@ -269,3 +269,13 @@ def test_rpc_errors_share_one_base() -> None:
     assert issubclass(ProtocolError, RpcError)
     assert issubclass(RemoteTimeout, RpcError)
     assert issubclass(SessionClosed, RpcError)
+
+
+def test_a_result_over_the_frame_cap_fails_the_call(learner: Callable[..., Learner]) -> None:
+    """A result whose frame would exceed the cap is a FrameTooLarge error for that call."""
+    learner({"solution.py": "def big():\n    return ['x' * 1000] * 5000\n"})
+    import solution
+
+    with pytest.raises(RemoteError, match="over 1048576") as caught:
+        solution.big()
+    assert type(caught.value).__name__ == "FrameTooLarge"

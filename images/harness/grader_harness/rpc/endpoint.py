@@ -261,7 +261,11 @@ class LearnerEndpoint:
             if item.get("op") == "bye":
                 self._end()
                 raise Bye
-            self.channel.send(response(item.get("id", 0), self.handler, item, self.describe))
+            rid = item.get("id", 0)
+            try:
+                self.channel.send(response(rid, self.handler, item, self.describe))
+            except (FrameTooLarge, InvalidFrame) as exc:  # a result too big to travel
+                self.channel.send({"re": rid, "error": self.describe(exc)})
 
     def _end(self) -> None:
         with self._lock:
