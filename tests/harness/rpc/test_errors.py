@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import unittest
 from pathlib import Path
@@ -44,8 +45,6 @@ def test_forged_exception_types_become_remote_errors(module: str, qualname: str)
 
 def test_an_imported_library_exception_is_rebuilt_as_itself() -> None:
     """A class of a module already imported judge-side (json) is raised as that class."""
-    import json
-
     exc = rebuild_exception(
         described("json.decoder", "JSONDecodeError", args=["bad", "x", 0]), excluded=()
     )
