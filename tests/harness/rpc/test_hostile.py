@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from grader_harness.rpc import ProtocolError, RemoteError, RemoteTimeout, RpcError, SessionClosed
 
-from .conftest import Learner
+from .conftest import Learner, run_hidden
 
 # Answers the import of ``solution`` with a handle, then runs the test's lie on the next request.
 IMPORT_THEN = textwrap.dedent(
@@ -279,3 +280,41 @@ def test_a_result_over_the_frame_cap_fails_the_call(learner: Callable[..., Learn
     with pytest.raises(RemoteError, match="over 1048576") as caught:
         solution.big()
     assert type(caught.value).__name__ == "FrameTooLarge"
+
+
+def test_a_broken_protocol_never_satisfies_pytest_raises_exception(
+    learner: Callable[..., Learner],
+) -> None:
+    """RpcError is not an Exception: breaking the channel cannot pass ``raises(Exception)``."""
+    lie(learner, 'channel.send({"re": 999, "ok": True})')
+    import solution
+
+    with pytest.raises(ProtocolError):
+        try:
+            solution.value  # noqa: B018
+        except Exception:
+            pytest.fail("an RpcError was caught as an Exception")
+    assert not issubclass(RpcError, Exception)
+
+
+def test_a_broken_protocol_fails_hidden_tests(
+    learner: Callable[..., Learner], tmp_path: Path
+) -> None:
+    """In a hidden pytest run, a protocol break fails the test, even under raises(Exception)."""
+    lie(learner, 'channel.send({"re": 999, "ok": True})')
+    hidden = textwrap.dedent(
+        """
+        import pytest
+
+        def test_expects_an_error():
+            with pytest.raises(Exception):
+                from solution import value
+
+        def test_later():
+            from solution import other
+            assert other == 1
+        """
+    )
+    result = run_hidden(tmp_path / "judge", hidden)
+    assert result.outcomes == {"test_expects_an_error": "failed", "test_later": "failed"}
+    assert "ProtocolError" in result.messages["test_expects_an_error"]

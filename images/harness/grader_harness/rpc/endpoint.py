@@ -35,8 +35,12 @@ if TYPE_CHECKING:
     Handler = Callable[[dict[str, Any]], Any]
 
 
-class RpcError(Exception):
-    """The remote session failed (the base of the judge side's own failures)."""
+class RpcError(BaseException):
+    """The remote session failed (the base of the judge side's own failures).
+
+    Not an ``Exception``: a learner that breaks the protocol on purpose must not satisfy a hidden
+    test's ``pytest.raises(Exception)`` or ``except Exception``; pytest reports it as a failure.
+    """
 
 
 class ProtocolError(RpcError):
@@ -69,7 +73,7 @@ def response(
     """The response frame to ``frame``: the handler's result, or its exception described."""
     try:
         return {"re": rid, "ok": handler(frame)}
-    except Bye:
+    except (Bye, RpcError):
         raise
     except BaseException as exc:  # whatever the handled code raised goes back to the peer
         return {"re": rid, "error": describe(exc)}

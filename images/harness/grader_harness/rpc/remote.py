@@ -17,7 +17,7 @@ import weakref
 from importlib.machinery import ModuleSpec
 
 from .codec import CodecError, Decoder, Encoder, NotData, expect, expect_id
-from .endpoint import Failure, JudgeEndpoint, ProtocolError
+from .endpoint import Failure, JudgeEndpoint, ProtocolError, RpcError
 from .errors import (
     MAX_MESSAGE_CHARS,
     RemoteImportError,
@@ -97,7 +97,7 @@ class RemoteSession:
         """Tell the learner side to stop (``bye``); never raises."""
         try:
             self.endpoint.notify({"op": "bye"})
-        except Exception:
+        except (Exception, RpcError):
             pass
 
     # -- requests -----------------------------------------------------------------------
@@ -233,7 +233,7 @@ class RemoteSession:
     def text(self, proxy: RemoteObject, op: str) -> str:
         try:
             value = self.request(op, target=proxy._grader_hid)
-        except Exception as exc:
+        except (Exception, RpcError) as exc:  # repr() must not fail while pytest reports
             return f"<remote object #{proxy._grader_hid}: {op} failed: {type(exc).__name__}>"
         if type(value) is not str:
             return f"<remote object #{proxy._grader_hid}>"
