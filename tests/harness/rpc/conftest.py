@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-HARNESS = Path(__file__).resolve().parents[3] / "images" / "harness"
-sys.path.insert(0, str(HARNESS))
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "images" / "harness"))
 
+from grader_harness.protocol import PYTEST_SESSION_OPTIONS
 from grader_harness.rpc.channel import Channel
 from grader_harness.rpc.remote import RemoteSession
+
+HARNESS = Path(__file__).resolve().parents[3] / "images" / "harness"
 
 SERVE = (
     "import sys; sys.path.insert(0, {harness!r}); "
@@ -23,13 +25,23 @@ SERVE = (
     "serve(Channel({read}, {write}), {modules!r})"
 )
 
+# A hostile learner side: ``channel`` is its end; the test's script says what it sends.
+FAKE = (
+    "import sys, time; sys.path.insert(0, {harness!r})\n"
+    "from grader_harness.rpc.channel import Channel\n"
+    "channel = Channel({read}, {write})\n"
+)
+
 
 class Learner:
     """One learner process and the judge's session with it."""
 
-    def __init__(self, process: subprocess.Popen[bytes], session: RemoteSession) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], session: RemoteSession, *, fake: bool
+    ) -> None:
         self.process = process
         self.session = session
+        self.fake = fake
 
 
 def spawn(
@@ -38,8 +50,12 @@ def spawn(
     """Start ``script`` (default: the real ``serve``) with a channel on two pipes."""
     to_learner_r, to_learner_w = os.pipe()
     to_judge_r, to_judge_w = os.pipe()
-    code = script or SERVE
-    code = code.format(harness=str(HARNESS), read=to_learner_r, write=to_judge_w, modules=modules)
+    fields = {"harness": str(HARNESS), "read": to_learner_r, "write": to_judge_w}
+    code = (
+        SERVE.format(modules=modules, **fields)
+        if script is None
+        else FAKE.format(**fields) + script
+    )
     process = subprocess.Popen(
         [sys.executable, "-c", code],
         cwd=cwd,
@@ -74,7 +90,7 @@ def learner(tmp_path: Path) -> Iterator[Callable[..., Learner]]:
         session = RemoteSession(channel, modules, call_timeout=timeout)
         if install:
             session.install()
-        handle = Learner(process, session)
+        handle = Learner(process, session, fake=script is not None)
         started.append((handle, channel, list(modules)))
         return handle
 
@@ -84,8 +100,8 @@ def learner(tmp_path: Path) -> Iterator[Callable[..., Learner]]:
         for name in modules:
             sys.modules.pop(name, None)
         os.close(channel.write_fd)
-        try:
-            handle.process.wait(timeout=10)
+        try:  # a real learner side ends on bye; a fake one, or a learner thread, is killed
+            handle.process.wait(timeout=0.1 if handle.fake else 5)
         except subprocess.TimeoutExpired:
             handle.process.kill()
             handle.process.wait()
@@ -119,8 +135,6 @@ class Outcomes:
 
 def run_hidden(directory: Path, code: str) -> Outcomes:
     """Run hidden tests with pytest in this (the judge's) process, as the harness configures it."""
-    from grader_harness.protocol import PYTEST_SESSION_OPTIONS
-
     directory.mkdir(exist_ok=True)
     (directory / "test_hidden.py").write_text(code, encoding="utf-8")
     (directory / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")

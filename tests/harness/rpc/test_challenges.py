@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from .conftest import Learner, run_hidden
@@ -54,8 +52,9 @@ def test_q5_app_that_raises_at_import_is_a_collection_error(
     learner({"solution.py": source})
     result = run_hidden(tmp_path / "judge", Q5["expectation"]["tests"]["code"])
     assert list(result.outcomes) == ["<collection>"]
-    assert "RemoteImportError: RuntimeError: boom (solution.py, line 4)" in (
-        result.messages["<collection>"]
+    assert (
+        "RemoteImportError: RuntimeError: boom (solution.py, line 4)"
+        in (result.messages["<collection>"])
     )
 
 
@@ -72,9 +71,7 @@ def test_q6_fixture_that_leaks_its_override_fails_the_last_test(
     learner: Callable[..., Learner], tmp_path: Path
 ) -> None:
     """Without the cleanup after ``yield``, the override leaks and the last test fails."""
-    leaky = Q6["code"].replace(
-        "app.dependency_overrides.pop(get_current_user, None)", "pass"
-    )
+    leaky = Q6["code"].replace("app.dependency_overrides.pop(get_current_user, None)", "pass")
     assert leaky != Q6["code"]
     learner({"solution.py": leaky})
     result = run_hidden(tmp_path / "judge", Q6["expectation"]["tests"]["code"])

@@ -10,7 +10,6 @@ learner side holds the app's lifespan open on its loop.
 from __future__ import annotations
 
 from .codec import CodecError, Decoder
-from .endpoint import ProtocolError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,16 +30,16 @@ def _messages(session: RemoteSession, raw: Any) -> list[dict[str, Any]]:
     try:
         value = Decoder({}).decode(raw)
     except CodecError as exc:
-        raise ProtocolError(f"the app's messages are not plain data: {exc}") from None
+        raise session.broken(f"the app's messages are not plain data: {exc}") from None
     if type(value) is dict:
         value = [value]
     if type(value) is not list:
-        raise ProtocolError("the app's messages must be a list")
+        raise session.broken("the app's messages must be a list")
     for message in value:
         if type(message) is not dict:
-            raise ProtocolError("every ASGI message is an object")
+            raise session.broken("every ASGI message is an object")
         if type(message.get("type")) is not str:
-            raise ProtocolError("every ASGI message has a string 'type'")
+            raise session.broken("every ASGI message has a string 'type'")
     return value
 
 

@@ -65,7 +65,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def check_shape(value: object, max_depth: int, max_elements: int) -> None:
     """Refuse nesting deeper than ``max_depth`` or more than ``max_elements`` values."""
-    stack: list[tuple[object, int]] = [(value, 1)]
+    stack: list[tuple[Any, int]] = [(value, 1)]
     count = 0
     while stack:
         item, depth = stack.pop()
@@ -76,7 +76,7 @@ def check_shape(value: object, max_depth: int, max_elements: int) -> None:
         if kind is dict or kind is list:
             if depth > max_depth:
                 raise InvalidFrame(f"nested deeper than {max_depth} levels")
-            children = item.values() if kind is dict else item  # type: ignore[attr-defined]
+            children = item.values() if kind is dict else item
             stack.extend((child, depth + 1) for child in children)
 
 

@@ -40,32 +40,6 @@ class CodecError(Exception):
     """A value received from the peer is malformed; the message says how."""
 
 
-def is_data(value: object, depth: int = 0, budget: list[int] | None = None) -> bool:
-    """Whether ``value`` is exact JSON-like data all the way down (bounded)."""
-    budget = budget if budget is not None else [MAX_VALUE_ELEMENTS]
-    budget[0] -= 1
-    if budget[0] < 0 or depth > MAX_VALUE_DEPTH:
-        return False
-    kind = type(value)
-    if value is None or kind is bool or kind is int or kind is str or kind is bytes:
-        return True
-    if kind is float:
-        return math.isfinite(value)  # type: ignore[arg-type]
-    if kind is list or kind is tuple:
-        return all(is_data(v, depth + 1, budget) for v in value)  # type: ignore[attr-defined]
-    if kind is dict:
-        return all(
-            _is_key(k) and is_data(k, depth + 1, budget) and is_data(v, depth + 1, budget)
-            for k, v in value.items()  # type: ignore[attr-defined]
-        )
-    return False
-
-
-def _is_key(key: object) -> bool:
-    kind = type(key)
-    return key is None or kind in (bool, int, float, str, bytes, tuple)
-
-
 class Encoder:
     """Encode values, giving every non-data leaf to ``leaf`` (which returns a tag or raises)."""
 

@@ -17,7 +17,14 @@ import queue
 import threading
 import time
 
-from .channel import Channel, ChannelError, ChannelTimeout
+from .channel import (
+    Channel,
+    ChannelClosed,
+    ChannelError,
+    ChannelTimeout,
+    FrameTooLarge,
+    InvalidFrame,
+)
 from .codec import CodecError, expect, expect_id
 
 TYPE_CHECKING = False
@@ -28,8 +35,12 @@ if TYPE_CHECKING:
     Handler = Callable[[dict[str, Any]], Any]
 
 
-class RpcError(Exception):
-    """The remote session failed (the base of the judge side's own failures)."""
+class RpcError(BaseException):
+    """The remote session failed (the base of the judge side's own failures).
+
+    Not an ``Exception``: a learner that breaks the protocol on purpose must not satisfy a hidden
+    test's ``pytest.raises(Exception)`` or ``except Exception``; pytest reports it as a failure.
+    """
 
 
 class ProtocolError(RpcError):
@@ -56,11 +67,13 @@ class Bye(Exception):
     """The judge ended the session."""
 
 
-def response(rid: int, handler: Handler, frame: dict[str, Any], describe: Callable[..., Any]) -> Any:
+def response(
+    rid: int, handler: Handler, frame: dict[str, Any], describe: Callable[..., Any]
+) -> Any:
     """The response frame to ``frame``: the handler's result, or its exception described."""
     try:
         return {"re": rid, "ok": handler(frame)}
-    except Bye:
+    except (Bye, RpcError):
         raise
     except BaseException as exc:  # whatever the handled code raised goes back to the peer
         return {"re": rid, "error": describe(exc)}
@@ -107,6 +120,7 @@ class JudgeEndpoint:
         """Send a frame that has no response (``bye``)."""
         with self._lock:
             if self.broken is None:
+                self._deadline = time.monotonic() + self.timeout
                 self._send({**frame, "id": self._next})
                 self._next += 1
 
@@ -120,43 +134,56 @@ class JudgeEndpoint:
         return error
 
     def _send(self, frame: dict[str, Any]) -> None:
+        """Send within the deadline; a frame that cannot be encoded raises and sends nothing."""
         try:
-            self.channel.send(frame, deadline=self._deadline if self._waiting else None)
+            self.channel.send(frame, deadline=self._deadline)
         except ChannelTimeout:
             raise self._break(RemoteTimeout("the learner side stopped reading")) from None
-        except ChannelError as exc:
-            if self._waiting:  # a request of ours (its size is our caller's problem) stays ours
-                raise self._break(SessionClosed(str(exc))) from None
-            raise
+        except ChannelClosed as exc:
+            raise self._break(SessionClosed(str(exc))) from None
 
     def _receive(self) -> dict[str, Any]:
         left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise self._timeout()
         try:
-            if left <= 0:
-                raise ChannelTimeout
             return self.channel.receive(left)
         except ChannelTimeout:
-            raise self._break(
-                RemoteTimeout(f"the learner side did not answer within {self.timeout:g} s")
-            ) from None
+            raise self._timeout() from None
+        except ChannelClosed as exc:
+            raise self._break(SessionClosed(f"{type(exc).__name__}: {exc}")) from None
         except ChannelError as exc:
-            kind = SessionClosed if "closed" in str(exc) else ProtocolError
-            raise self._break(kind(f"{type(exc).__name__}: {exc}")) from None
+            raise self._break(ProtocolError(f"{type(exc).__name__}: {exc}")) from None
+
+    def _timeout(self) -> RpcError:
+        message = f"the learner side did not answer within {self.timeout:g} s"
+        return self._break(RemoteTimeout(message))
 
     def _route(self, frame: dict[str, Any]) -> None:
         try:
-            if "re" in frame:
-                rid = expect_id(frame, "re")
-                if rid not in self._waiting or rid in self._arrived:
-                    raise CodecError(f"a response to request {rid}, which is not awaited")
-                _check_reply(frame)
-                self._arrived[rid] = frame
-                return
-            rid = expect_id(frame, "id")
-            expect(frame, "op", str)
+            rid = self._accept(frame)
         except CodecError as exc:
             raise self._break(ProtocolError(f"bad frame from the learner side: {exc}")) from None
-        self._send(response(rid, self.handler, frame, self.describe))
+        if rid is None:
+            return
+        answer = response(rid, self.handler, frame, self.describe)
+        try:
+            self._send(answer)
+        except (FrameTooLarge, InvalidFrame) as exc:  # the judge's answer itself cannot travel
+            self._send({"re": rid, "error": self.describe(exc)})
+
+    def _accept(self, frame: dict[str, Any]) -> int | None:
+        """File a response (``None``) or check a request (its id); ``CodecError`` if neither."""
+        if "re" in frame:
+            rid = expect_id(frame, "re")
+            if rid not in self._waiting or rid in self._arrived:
+                raise CodecError(f"a response to request {rid}, which is not awaited")
+            _check_reply(frame)
+            self._arrived[rid] = frame
+            return None
+        rid = expect_id(frame, "id")
+        expect(frame, "op", str)
+        return rid
 
 
 def _check_reply(frame: dict[str, Any]) -> None:
@@ -238,7 +265,11 @@ class LearnerEndpoint:
             if item.get("op") == "bye":
                 self._end()
                 raise Bye
-            self.channel.send(response(item.get("id", 0), self.handler, item, self.describe))
+            rid = item.get("id", 0)
+            try:
+                self.channel.send(response(rid, self.handler, item, self.describe))
+            except (FrameTooLarge, InvalidFrame) as exc:  # a result too big to travel
+                self.channel.send({"re": rid, "error": self.describe(exc)})
 
     def _end(self) -> None:
         with self._lock:

@@ -176,16 +176,18 @@ def rebuild_exception(error: dict[str, Any], excluded: Collection[str]) -> Excep
     return exc
 
 
-def _instantiate(cls: type, args: tuple[Any, ...], message: str) -> Exception:
+def _instantiate(kind: type, args: tuple[Any, ...], message: str) -> Exception:
+    cls: Any = kind
     exc: Exception
     try:
         exc = cls(*args)
         str(exc)
     except Exception:
         try:
-            exc = cls.__new__(cls, message)
-            exc.args = (message,)
-            str(exc)
+            made: Exception = cls.__new__(cls, message)
+            made.args = (message,)
+            str(made)
+            exc = made
         except Exception:
             exc = _synthesize(cls.__module__, cls.__qualname__, Exception)(message)
     return exc
@@ -195,9 +197,14 @@ def import_error_text(error: dict[str, Any]) -> str:
     """``Type: message (file, line N)`` for a learner module's failed import."""
     text = f"{_text(error, 'type', 200)}: {_text(error, 'message', MAX_MESSAGE_CHARS)}"
     location = error.get("location")
-    is_syntax = any(
-        entry == ["builtins", "SyntaxError"] for entry in error.get("mro") or () if type(entry) is list
-    ) or error.get("type") == "SyntaxError"
+    is_syntax = (
+        any(
+            entry == ["builtins", "SyntaxError"]
+            for entry in error.get("mro") or ()
+            if type(entry) is list
+        )
+        or error.get("type") == "SyntaxError"
+    )
     if (
         not is_syntax
         and type(location) is list

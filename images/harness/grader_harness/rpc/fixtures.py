@@ -77,7 +77,7 @@ def describe_fixture(value: object, leaf: Callable[[object], Any]) -> dict[str, 
 
 
 def _checked(raw: dict[str, Any]) -> dict[str, Any]:
-    info = expect(raw, "$fixture", dict)
+    info: dict[str, Any] = expect(raw, "$fixture", dict)
     for key, kind in (("name", str), ("scope", str), ("autouse", bool), ("asyncio", bool)):
         expect(info, key, kind)
     if info["scope"] not in SCOPES or info.get("kind") not in KINDS:
@@ -98,39 +98,9 @@ def build_fixture(session: RemoteSession, raw: dict[str, Any]) -> Any:
 
     info = _checked(raw)
     function = session.decode(info["function"])
-    name, kind = info["name"], info["kind"]
+    name = info["name"]
 
-    def extra(value: object) -> None:
-        if value is not None:  # anything but the generator's end
-            raise RuntimeError(f"fixture {name!r} yielded more than once")
-
-    if kind == "asyncgen":
-
-        async def body(**kwargs: Any) -> Any:
-            generator = function(**kwargs)
-            yield await generator.__anext__()
-            try:
-                extra(await generator.__anext__() or True)
-            except StopAsyncIteration:
-                pass
-
-    elif kind == "generator":
-
-        def body(**kwargs: Any) -> Any:  # type: ignore[misc]
-            generator = function(**kwargs)
-            yield next(generator)
-            extra(next(generator, None))
-
-    elif kind == "coroutine":
-
-        async def body(**kwargs: Any) -> Any:  # type: ignore[misc]
-            return await function(**kwargs)
-
-    else:
-
-        def body(**kwargs: Any) -> Any:  # type: ignore[misc]
-            return function(**kwargs)
-
+    body = _body(info["kind"], function, name)
     body.__name__ = body.__qualname__ = name
     body.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [inspect.Parameter(a, inspect.Parameter.POSITIONAL_OR_KEYWORD) for a in info["args"]]
@@ -143,3 +113,42 @@ def build_fixture(session: RemoteSession, raw: dict[str, Any]) -> Any:
             options["loop_scope"] = info["loop_scope"]
         return pytest_asyncio.fixture(body, **options)
     return pytest.fixture(body, **options)
+
+
+def _body(kind: str, function: Any, name: str) -> Callable[..., Any]:
+    """The judge-side fixture function of each kind, calling ``function`` (a proxy)."""
+
+    def extra(value: object) -> None:
+        if value is not None:  # anything but the generator's end
+            raise RuntimeError(f"fixture {name!r} yielded more than once")
+
+    if kind == "asyncgen":
+
+        async def agen(**kwargs: Any) -> Any:
+            generator = function(**kwargs)
+            yield await generator.__anext__()
+            try:
+                extra(await generator.__anext__() or True)
+            except StopAsyncIteration:
+                pass
+
+        return agen
+    if kind == "generator":
+
+        def gen(**kwargs: Any) -> Any:
+            generator = function(**kwargs)
+            yield next(generator)
+            extra(next(generator, None))
+
+        return gen
+    if kind == "coroutine":
+
+        async def coro(**kwargs: Any) -> Any:
+            return await function(**kwargs)
+
+        return coro
+
+    def plain(**kwargs: Any) -> Any:
+        return function(**kwargs)
+
+    return plain

@@ -49,7 +49,7 @@ class RemoteObject:
         self._rpc("delattr", name=name)
 
     @property  # type: ignore[misc]
-    def __class__(self) -> type:  # noqa: PLE0101 (isinstance() reads it)
+    def __class__(self) -> type:
         found = self._grader_class
         return found if found is not None else type(self)
 
@@ -64,7 +64,7 @@ class RemoteObject:
         return hash((id(self._grader_session), self._grader_hid))
 
     def __bool__(self) -> bool:
-        return self._grader_session.exact(self._rpc("bool"), bool, "__bool__")
+        return self._grader_session.exact(self._rpc("bool"), bool, "__bool__") is True
 
     def __repr__(self) -> str:
         return self._grader_session.text(self, "repr")
@@ -80,7 +80,9 @@ class _Call(RemoteObject):
         session = self._grader_session
         if len(args) == 3 and not kwargs and session.is_asgi_call(*args):
             return session.asgi(self, *args)
-        return self._rpc("call", args=session.send_value(list(args)), kwargs=session.send_value(kwargs))
+        return self._rpc(
+            "call", args=session.send_value(list(args)), kwargs=session.send_value(kwargs)
+        )
 
 
 class _Iter(RemoteObject):
@@ -155,7 +157,7 @@ class _Contains(RemoteObject):
 
     def __contains__(self, value: Any) -> bool:
         answer = self._rpc("contains", value=self._grader_session.send_value(value))
-        return self._grader_session.exact(answer, bool, "__contains__")
+        return self._grader_session.exact(answer, bool, "__contains__") is True
 
 
 def _exc_fields(exc: BaseException | None) -> dict[str, Any]:

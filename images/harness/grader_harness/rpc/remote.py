@@ -17,7 +17,7 @@ import weakref
 from importlib.machinery import ModuleSpec
 
 from .codec import CodecError, Decoder, Encoder, NotData, expect, expect_id
-from .endpoint import Failure, JudgeEndpoint, ProtocolError
+from .endpoint import Failure, JudgeEndpoint, ProtocolError, RpcError
 from .errors import (
     MAX_MESSAGE_CHARS,
     RemoteImportError,
@@ -97,7 +97,7 @@ class RemoteSession:
         """Tell the learner side to stop (``bye``); never raises."""
         try:
             self.endpoint.notify({"op": "bye"})
-        except Exception:
+        except (Exception, RpcError):
             pass
 
     # -- requests -----------------------------------------------------------------------
@@ -120,11 +120,11 @@ class RemoteSession:
                 raw = self.endpoint.request({"op": "import", "name": name})
                 known = expect_id(raw, "$handle") if type(raw) is dict else -1
                 if known < 0:
-                    raise ProtocolError("import did not answer with a handle")
+                    raise self.broken("import did not answer with a handle")
             except Failure as failure:
                 known = RemoteImportError(import_error_text(failure.error), name=name)
             except CodecError as exc:
-                raise ProtocolError(f"bad import answer: {exc}") from None
+                raise self.broken(f"bad import answer: {exc}") from None
             self._modules[name] = known
         if isinstance(known, RemoteImportError):
             raise RemoteImportError(str(known), name=name)
@@ -144,10 +144,18 @@ class RemoteSession:
         return self.decode(raw)
 
     def decode(self, raw: Any) -> Any:
+        """A learner value decoded; a malformed one ends the session (``ProtocolError``)."""
         try:
             return self._decoder.decode(raw)
         except CodecError as exc:
-            raise ProtocolError(f"bad value from the learner side: {exc}") from None
+            raise self.broken(f"bad value from the learner side: {exc}") from None
+
+    def broken(self, message: str) -> ProtocolError:
+        """End the session for a protocol violation; the error to raise."""
+        error = ProtocolError(message)
+        if self.endpoint.broken is None:
+            self.endpoint.broken = error
+        return error
 
     # -- values -------------------------------------------------------------------------
     def send_value(self, value: Any) -> Any:
@@ -217,13 +225,15 @@ class RemoteSession:
     @staticmethod
     def exact(value: Any, kind: type, what: str) -> Any:
         if type(value) is not kind:
-            raise TypeError(f"{what} should return {kind.__name__}, the learner sent {type(value).__name__}")
+            raise TypeError(
+                f"{what} should return {kind.__name__}, the learner sent {type(value).__name__}"
+            )
         return value
 
     def text(self, proxy: RemoteObject, op: str) -> str:
         try:
             value = self.request(op, target=proxy._grader_hid)
-        except Exception as exc:
+        except (Exception, RpcError) as exc:  # repr() must not fail while pytest reports
             return f"<remote object #{proxy._grader_hid}: {op} failed: {type(exc).__name__}>"
         if type(value) is not str:
             return f"<remote object #{proxy._grader_hid}>"
@@ -232,7 +242,9 @@ class RemoteSession:
     # -- the learner's requests (callbacks) ---------------------------------------------
     def _serve(self, frame: dict[str, Any]) -> Any:
         if frame.get("op") != "call":
-            raise ValueError(f"the judge side only answers 'call', not {str(frame.get('op'))[:40]!r}")
+            raise ValueError(
+                f"the judge side only answers 'call', not {str(frame.get('op'))[:40]!r}"
+            )
         cid = expect_id(frame, "target")
         if cid not in self._callbacks:
             raise LookupError(f"unknown callback {cid}")
@@ -266,7 +278,9 @@ class RemoteSession:
                 continue
         return out
 
-    def asgi(self, app: RemoteObject, scope: Any, receive: Any, send: Any) -> Coroutine[Any, Any, None]:
+    def asgi(
+        self, app: RemoteObject, scope: Any, receive: Any, send: Any
+    ) -> Coroutine[Any, Any, None]:
         from .asgi import drive_asgi
 
         return drive_asgi(self, app, scope, receive, send)

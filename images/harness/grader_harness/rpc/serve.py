@@ -127,19 +127,14 @@ class Server:
         async def call_judge_async(*args: Any, **kwargs: Any) -> Any:
             return call_judge(*args, **kwargs)
 
-        function = call_judge_async if data.get("async") is True else call_judge
+        function: Any = call_judge_async if data.get("async") is True else call_judge
         params = []
         for entry in expect(data, "params", list):
-            name, kind, default = entry[0], _KINDS[entry[1]], entry[2] if len(entry) > 2 else None
-            has_default = len(entry) > 2
-            params.append(
-                inspect.Parameter(
-                    name, kind, default=default if has_default else inspect.Parameter.empty
-                )
-            )
-        function.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+            default = self.decoder.decode(entry[2]) if len(entry) > 2 else inspect.Parameter.empty
+            params.append(inspect.Parameter(entry[0], _KINDS[entry[1]], default=default))
+        function.__signature__ = inspect.Signature(params)
         function.__name__ = function.__qualname__ = safe_str(data.get("name", "callback"), 100)
-        return function
+        return function  # type: ignore[no-any-return]
 
     def target(self, frame: dict[str, Any]) -> Any:
         handle = expect_id(frame, "target")
