@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .challenge import Challenge, Expectation, Kind
 from .compare import compare, grade_choice
-from .observation import Limits, RunMode, RunRequest
+from .observation import LearnerCode, Limits, RunMode, RunRequest
 from .sandbox import Sandbox
 from .submission import Submission
 from .verdict import Verdict, VerdictStatus
@@ -28,12 +28,34 @@ def refusal(challenge: Challenge, *, code: bool, choice: bool) -> str | None:
     return None
 
 
-def request_for(challenge: Challenge, code: str, expectation: Expectation | None) -> RunRequest:
-    """The run of ``code`` (the challenge's, an option's or a learner's) for this challenge."""
+def request_for(
+    challenge: Challenge,
+    code: str,
+    expectation: Expectation | None,
+    *,
+    isolated: bool = True,
+) -> RunRequest:
+    """The run of ``code`` (the challenge's, an option's or a learner's) for this challenge.
+
+    Hidden tests run ``isolated`` from the code under test: in a process that never executes
+    it and that it can neither read nor write (docs/harness.md, "Isolated runs"). In-process
+    (``isolated=False``) is kept for comparison in the benchmark only.
+    """
     state = challenge.state_names(expectation)
     warnings = challenge.filterwarnings  # every run of the challenge carries its -W options
     if expectation is not None and expectation.tests is not None:
         tests = expectation.tests
+        if isolated:
+            return RunRequest(
+                mode=RunMode.PYTEST,
+                entry=tests.file,
+                files={tests.file: tests.code},
+                filterwarnings=warnings,
+                learner=LearnerCode(
+                    files={tests.solution_file: code},
+                    modules=(tests.solution_file.removesuffix(".py").replace("/", "."),),
+                ),
+            )
         return RunRequest(
             mode=RunMode.PYTEST,
             entry=tests.file,

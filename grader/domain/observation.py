@@ -49,11 +49,22 @@ class Limits(_Frozen):
     nofile: int = Field(default=256, ge=32)
 
 
+class LearnerCode(_Frozen):
+    """The learner's half of an isolated run: their files, and the modules the tests import."""
+
+    files: dict[str, str] = Field(min_length=1)
+    modules: tuple[str, ...] = Field(min_length=1)
+
+
 class RunRequest(_Frozen):
     """One snippet to run: its files, the entry file, the mode and the state to read back.
 
     ``filterwarnings`` are Python ``-W`` options applied to the run in order (later ones win),
     such as ``"error"`` to escalate every warning to an exception.
+
+    With ``learner`` set the run is isolated: ``files`` are the hidden tests, run by pytest in
+    a process that never executes the learner's code, and ``learner.files`` run in another
+    container whose modules answer the tests' requests through a data-only channel.
     """
 
     mode: RunMode
@@ -61,6 +72,7 @@ class RunRequest(_Frozen):
     entry: str
     state: tuple[str, ...] = ()
     filterwarnings: tuple[str, ...] = ()
+    learner: LearnerCode | None = None
 
 
 class CapturedStream(_Frozen):

@@ -63,32 +63,54 @@ class HarnessLimits(_Strict):
     stderr_bytes: int
 
 
+WireMode = Literal["script", "pytest", "judge", "serve"]
+"""The harness's modes: a run's own, and the two halves of an isolated run."""
+
+
 class HarnessSubmission(_Strict):
     """The one line the worker writes on the container's stdin."""
 
     version: int = HARNESS_PROTOCOL_VERSION
-    mode: RunMode
+    mode: WireMode
     entry: str
     files: dict[str, str]
     state: list[str]
     limits: HarnessLimits
+    modules: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
-        """The line for ``request``; its run options travel as ``OPTIONS_FILE``, when any."""
+        """The line for ``request``; its run options travel as ``OPTIONS_FILE``, when any.
+
+        For an isolated request this is the judge's line (the hidden tests).
+        """
         files = dict(request.files)
         if request.filterwarnings:
             files[OPTIONS_FILE] = json.dumps({"filterwarnings": list(request.filterwarnings)})
+        learner = request.learner
         return cls(
-            mode=request.mode,
+            mode="judge" if learner is not None else request.mode.value,
             entry=request.entry,
             files=files,
-            state=list(request.state),
-            limits=HarnessLimits(
-                wall_seconds=limits.wall_seconds,
-                stdout_bytes=limits.stdout_bytes,
-                stderr_bytes=limits.stderr_bytes,
-            ),
+            state=[] if learner is not None else list(request.state),
+            limits=_limits(limits, JUDGE_MARGIN_SECONDS if learner is not None else 0.0),
+            modules=list(learner.modules) if learner is not None else [],
+        )
+
+    @classmethod
+    def serving(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
+        """The learner's line of an isolated request: their files, serving their modules."""
+        learner = request.learner
+        if learner is None:
+            raise ValueError("not an isolated request")
+        files = dict(learner.files)
+        return cls(
+            mode="serve",
+            entry=next(name for name in files if name.endswith(".py")),
+            files=files,
+            state=[],
+            limits=_limits(limits, 0.0),
+            modules=list(learner.modules),
         )
 
     def line(self) -> bytes:
@@ -97,7 +119,6 @@ class HarnessSubmission(_Strict):
         ``LimitsError`` when it is larger than the harness reads: it would refuse it anyway.
         """
         body = self.model_dump()
-        body["mode"] = self.mode.value
         data = json.dumps(body, separators=(",", ":")).encode() + b"\n"
         if len(data) > HARNESS_MAX_SUBMISSION_BYTES:
             raise LimitsError(
@@ -105,6 +126,19 @@ class HarnessSubmission(_Strict):
                 f"{HARNESS_MAX_SUBMISSION_BYTES}"
             )
         return data
+
+
+JUDGE_MARGIN_SECONDS = 2.0
+"""The judge outlives the learner's wall limit by this much, so that a learner stuck past its
+limit is seen as the learner's time limit, not as the judge's."""
+
+
+def _limits(limits: Limits, extra_seconds: float) -> HarnessLimits:
+    return HarnessLimits(
+        wall_seconds=limits.wall_seconds + extra_seconds,
+        stdout_bytes=limits.stdout_bytes,
+        stderr_bytes=limits.stderr_bytes,
+    )
 
 
 class ReadyEvent(_Strict):
@@ -138,6 +172,14 @@ class WireMemory(_Strict):
     oom_kills: int | None = None
 
 
+class WireRelay(_Strict):
+    """How many frames the supervisor relayed, and why it cut the channel, if it did."""
+
+    frames_in: int = Field(ge=0)
+    frames_out: int = Field(ge=0)
+    problem: str | None = Field(default=None, max_length=500)
+
+
 class WireChildEnvelope(_Strict):
     status: Literal["ok", "missing", "invalid"]
     report: dict[str, Any] | None = None
@@ -150,7 +192,7 @@ SummaryCategory = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 class ChildReport(_Strict):
     """What the snippet's process claims. Validated, then used as observations only."""
 
-    mode: Literal["script", "pytest"]
+    mode: WireMode
     exception: ExceptionInfo | None = None
     pytest_exit_code: int | None = None
     tests: list[TestResult] = Field(default_factory=list, max_length=_MAX_TESTS)
@@ -168,7 +210,7 @@ class FinalReport(_Strict):
     event: Literal["report"]
     version: Literal[1]
     status: Literal["completed", "syntax_error", "harness_error"]
-    mode: Literal["script", "pytest"] | None = None
+    mode: WireMode | None = None
     error: str | None = None
     syntax_error: SyntaxErrorInfo | None = None
     exit_code: int | None = None
@@ -182,6 +224,7 @@ class FinalReport(_Strict):
     stderr: WireStream | None = None
     child_report: WireChildEnvelope | None = None
     memory: WireMemory | None = None
+    relay: WireRelay | None = None
     harness_seconds: float
 
 
@@ -205,7 +248,7 @@ def _clean(value: Any) -> Any:
 
 
 def _child(
-    envelope: WireChildEnvelope | None, requested: tuple[str, ...], mode: RunMode
+    envelope: WireChildEnvelope | None, requested: tuple[str, ...], mode: str
 ) -> tuple[ChildReport | None, ChildReportStatus, str | None]:
     if envelope is None or envelope.status == "missing":
         return None, ChildReportStatus.MISSING, "the snippet's process ended without a report"
@@ -215,7 +258,7 @@ def _child(
         child = ChildReport.model_validate(envelope.report)
     except ValidationError as exc:
         return None, ChildReportStatus.INVALID, f"schema: {str(exc)[:300]}"
-    if child.mode != mode.value:
+    if child.mode != mode:
         return None, ChildReportStatus.INVALID, "report is for another mode"
     # Only the names we asked for; anything else in a forged report is dropped.
     state = {k: v for k, v in child.state.items() if k in requested}
@@ -236,6 +279,7 @@ def to_observation(
     container_id: str | None,
     pool_hit: bool,
     wall_limit: float | None = None,
+    child_mode: str | None = None,
 ) -> Observation:
     """Combine the supervisor's report with what the engine saw into an ``Observation``.
 
@@ -261,7 +305,9 @@ def to_observation(
         )
     memory = report.memory or WireMemory()
     oom = oom_killed or bool(memory.oom_kills)
-    child, child_status, child_error = _child(report.child_report, requested_state, mode)
+    child, child_status, child_error = _child(
+        report.child_report, requested_state, child_mode or mode.value
+    )
     if oom:
         status = RunStatus.MEMORY_LIMIT_EXCEEDED
     elif report.timed_out or _over_time(report.wall_seconds, wall_limit):

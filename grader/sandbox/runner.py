@@ -24,6 +24,7 @@ from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxErro
 from ..settings import SandboxSettings
 from .containers import Containers, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
+from .isolated import run_isolated
 from .pool import Activity, WarmPool
 from .preimport import PreimportProfile, profile_for
 from .protocol import (
@@ -92,8 +93,8 @@ class DockerSandbox:
             runtime=runtime,
             report_max_bytes=report_max_bytes,
         )
-        self._report_max = report_max_bytes
-        self._grace = grace_seconds
+        self.report_max = report_max_bytes
+        self.grace = grace_seconds
         self._repository = repository
         self._preimport = preimport
         self._closing = threading.Event()
@@ -200,11 +201,11 @@ class DockerSandbox:
         A submission larger than the harness accepts is refused (``LimitsError``) before any
         container is taken.
         """
+        if request.learner is not None:
+            return run_isolated(self, environment, request, limits)
         line = HarnessSubmission.of(request, limits).line()
         with self.busy():
-            profile = self.profile_for(environment, request)
-            warm = self.pool.take((environment, profile), limits) if self.pool is not None else None
-            ready = warm or self.prestart(environment, limits, profile=profile)
+            ready, warm = self.take(environment, request, limits)
             try:
                 observation = self._execute(ready, line, request, limits, pool_hit=warm is not None)
             except BaseException as exc:
@@ -213,10 +214,7 @@ class DockerSandbox:
                 )
                 self.destroy(ready)
                 raise
-        # The run is over and its report read: remove the container off the caller's path.
-        ready.stream.close()
-        with self._removals_lock:
-            self._removals.submit(self._remove_quietly, ready.container_id)
+        self.release(ready)
         log.info(
             "sandbox_run",
             container_id=ready.container_id,
@@ -227,6 +225,20 @@ class DockerSandbox:
             wall_seconds=observation.wall_seconds,
         )
         return observation
+
+    def take(
+        self, environment: str, request: RunRequest, limits: Limits
+    ) -> tuple[ReadyContainer, bool]:
+        """A ready container for ``request``: a warm one when the pool has it (then True)."""
+        profile = self.profile_for(environment, request)
+        warm = self.pool.take((environment, profile), limits) if self.pool is not None else None
+        return warm or self.prestart(environment, limits, profile=profile), warm is not None
+
+    def release(self, ready: ReadyContainer) -> None:
+        """The run is over and its report read: remove the container off the caller's path."""
+        ready.stream.close()
+        with self._removals_lock:
+            self._removals.submit(self._remove_quietly, ready.container_id)
 
     def profile_for(self, environment: str, request: RunRequest) -> PreimportProfile:
         """The pre-import profile a run of ``request`` should start from."""
@@ -302,13 +314,13 @@ class DockerSandbox:
     ) -> Observation:
         stream = ready.stream
         # The report carries both streams base64-encoded (4/3) plus the child's report.
-        stream.stdout_cap = self._report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
+        stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
         try:
             stream.send(line)
         except OSError as exc:
             raise SandboxError(f"cannot send the submission: {exc}") from None
         # The supervisor enforces the wall limit itself; this deadline is the backstop.
-        deadline = time.monotonic() + limits.wall_seconds + self._grace
+        deadline = time.monotonic() + limits.wall_seconds + self.grace
         answer = stream.read_line(deadline)
         hit_deadline = answer is None and time.monotonic() >= deadline
         stream.close()  # before kill: a half-read attach stream stalls the container's exit

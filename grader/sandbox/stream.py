@@ -39,6 +39,29 @@ class AttachStream:
         """Write to the container's stdin (the supervisor reads one line)."""
         self.sock.sendall(payload)
 
+    def next_line(self) -> bytes | None:
+        """A complete stdout line already read, without waiting; None when there is none."""
+        newline = self.stdout.find(b"\n")
+        if newline < 0:
+            return None
+        line = bytes(self.stdout[:newline])
+        del self.stdout[: newline + 1]
+        return line
+
+    def pump(self) -> None:
+        """Read what the socket holds now (call when it is readable); marks EOF."""
+        try:
+            chunk = self.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except (OSError, ValueError):
+            chunk = b""
+        if not chunk:
+            self.eof = True
+            return
+        self.buffer += chunk
+        self._demux()
+
     def read_line(self, deadline: float) -> bytes | None:
         """Next complete stdout line, or None at EOF, at the deadline or past the cap."""
         while True:

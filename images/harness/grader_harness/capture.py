@@ -17,6 +17,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from .relay import Relay
+
 
 class Stream:
     """One captured pipe with a byte cap."""
@@ -42,11 +44,29 @@ class Stream:
 class Capture:
     """The child's four pipes, polled together with its pidfd where the kernel has one."""
 
-    __slots__ = ("compiled", "err", "out", "pidfd", "poller", "report", "streams")
+    __slots__ = (
+        "compiled",
+        "err",
+        "out",
+        "pidfd",
+        "poller",
+        "relay",
+        "relay_fds",
+        "report",
+        "streams",
+    )
 
     def __init__(
-        self, pid: int, out: Stream, err: Stream, report: Stream, compiled: Stream
+        self,
+        pid: int,
+        out: Stream,
+        err: Stream,
+        report: Stream,
+        compiled: Stream,
+        relay: Relay | None = None,
     ) -> None:
+        self.relay = relay
+        self.relay_fds: dict[int, int] = {}
         self.out = out
         self.err = err
         self.report = report
@@ -84,13 +104,46 @@ class Capture:
         # The pidfd wakes the poll when the child exits; without one, look every 50 ms.
         timeout_ms = int(min(remaining, 0.05 if self.pidfd is None else remaining) * 1000) + 1
         output_limit = False
+        self._register_relay()
         for fd, _ in self.poller.poll(timeout_ms):
             if fd == self.pidfd:
+                continue
+            if fd in self.relay_fds:
+                self._relay_event(fd)
                 continue
             exceeded = _drain_once(self.streams[fd], self.poller)
             if exceeded and fd in (self.out.fd, self.err.fd):
                 output_limit = True
         return output_limit
+
+    def _register_relay(self) -> None:
+        """Poll the relay's descriptors: its inputs, and the child's pipe while frames wait."""
+        relay = self.relay
+        if relay is None:
+            return
+        wanted = {fd: select.POLLIN | select.POLLHUP for fd in relay.readable_fds()}
+        if relay.wants_write() and relay.child_in is not None:
+            wanted[relay.child_in] = select.POLLOUT
+        for fd in [fd for fd in self.relay_fds if fd not in wanted]:
+            self.poller.unregister(fd)
+            del self.relay_fds[fd]
+        for fd, mask in wanted.items():
+            if self.relay_fds.get(fd) != mask:
+                self.poller.register(fd, mask)
+                self.relay_fds[fd] = mask
+
+    def _relay_event(self, fd: int) -> None:
+        relay = self.relay
+        if relay is None:
+            return
+        if fd == relay.child_out:
+            relay.on_child_output()
+        elif fd == relay.child_in:
+            relay.on_child_writable()
+        elif fd == relay.stdin:
+            relay.on_stdin()
+            relay.on_child_writable()
+        self._register_relay()
 
     def close(self) -> None:
         """Read what the pipes still hold without blocking, then close them and the pidfd."""
@@ -101,6 +154,14 @@ class Capture:
                 os.close(stream.fd)
         if self.pidfd is not None:
             os.close(self.pidfd)
+        if self.relay is not None:
+            while self.relay.child_out is not None:  # frames the child wrote before it ended
+                os.set_blocking(self.relay.child_out, False)
+                try:
+                    self.relay.on_child_output()
+                except BlockingIOError:
+                    break
+            self.relay.close()
 
     def compile_failure(self) -> dict[str, Any] | None:
         """The compile error the child reported before running anything, if it reported one.

@@ -250,6 +250,46 @@ def run_pytest(
     return report, exit_code
 
 
+CALL_TIMEOUT_SECONDS = 3600.0
+
+
+def run_serve(
+    channel: tuple[int, int], modules: list[str], flush: Callable[[], None]
+) -> tuple[dict[str, Any], int]:
+    """Answer the judge's requests on the learner's modules until the channel ends."""
+    from .rpc.channel import Channel
+    from .rpc.serve import serve
+
+    serve(Channel(*channel), modules)
+    flush()
+    return {"mode": "serve"}, 0
+
+
+def run_judge(
+    channel: tuple[int, int],
+    modules: list[str],
+    path: str,
+    snippet_files: frozenset[str],
+    flush: Callable[[], None],
+    log: WarningLog,
+    filters: list[str],
+) -> tuple[dict[str, Any], int]:
+    """Run the hidden tests here, with the learner's modules answered from the other side."""
+    from .rpc.channel import Channel
+    from .rpc.remote import RemoteSession
+
+    # No deadline per call: a learner stuck in one is killed at its own wall limit, which
+    # ends the channel, and the judge's supervisor has the last word on time anyway.
+    session = RemoteSession(Channel(*channel), modules, call_timeout=CALL_TIMEOUT_SECONDS)
+    session.install()
+    try:
+        report, exit_code = run_pytest(path, snippet_files, [], flush, log, filters)
+    finally:
+        session.close()
+    report["mode"] = "judge"
+    return report, exit_code
+
+
 def main(
     mode: str,
     path: str,
@@ -257,8 +297,15 @@ def main(
     snippet_files: frozenset[str],
     state: list[str],
     report_fd: int,
+    channel: tuple[int, int] | None = None,
+    modules: list[str] | None = None,
 ) -> None:
-    """Entry point in the forked child; never returns."""
+    """Entry point in the forked child; never returns.
+
+    ``channel`` (read and write descriptors) and ``modules`` serve the isolated modes: a
+    ``serve`` child answers the judge's requests on the learner's modules until the channel
+    ends; a ``judge`` child runs pytest with those modules standing in for the learner's.
+    """
     out, err = sys.stdout, sys.stderr
     pid = os.getpid()
 
@@ -275,6 +322,12 @@ def main(
         log.install()
         if mode == "script" and code is not None:
             report, exit_code = run_script(code, path, snippet_files, state, flush, log, filters)
+        elif mode == "serve" and channel is not None:
+            report, exit_code = run_serve(channel, modules or [], flush)
+        elif mode == "judge" and channel is not None:
+            report, exit_code = run_judge(
+                channel, modules or [], path, snippet_files, flush, log, filters
+            )
         else:
             report, exit_code = run_pytest(path, snippet_files, state, flush, log, filters)
         if os.getpid() == pid:  # a bare os.fork() clone of the snippet returns here too

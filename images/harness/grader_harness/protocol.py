@@ -7,6 +7,10 @@ Supervisor -> worker (container stdout, which only the supervisor holds): JSON l
 ``{"event": "ready", ...}`` then exactly one ``{"event": "report", ...}``.
 Child -> supervisor: one JSON document on a private pipe, read with a byte cap and treated as
 the snippet's own claims (the snippet runs in that process and could have written it).
+
+Isolated runs (``judge`` and ``serve`` modes, two containers): between the submission and the
+report, both directions also carry frames, lines of ``rpc `` and one frame each, which the
+worker copies from one container to the other; ``end`` on stdin closes the channel.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ READ_CHUNK = 65536
 
 WORKDIR = "/sandbox"
 SUPPORTED_MODES = ("script", "pytest")
+# The two halves of an isolated run: ``judge`` runs the hidden tests and never the learner's
+# code; ``serve`` imports the learner's modules and answers the judge's requests.
+ISOLATED_MODES = ("judge", "serve")
+
+RPC_PREFIX = b"rpc "
+END_LINE = b"end"
+MAX_RPC_FRAME_BYTES = 1024 * 1024
+MAX_RPC_BACKLOG_BYTES = 8 * 1024 * 1024
 
 # How a snippet's pytest session is configured (plugins, asyncio, warnings), whoever runs it:
 # the child, the supervisor's warm-up, and the benchmark's harness-free launcher.

@@ -10,7 +10,14 @@ from __future__ import annotations
 import json
 import os
 
-from .protocol import MAX_SUBMISSION_BYTES, PROTOCOL_VERSION, READ_CHUNK, SUPPORTED_MODES, WORKDIR
+from .protocol import (
+    ISOLATED_MODES,
+    MAX_SUBMISSION_BYTES,
+    PROTOCOL_VERSION,
+    READ_CHUNK,
+    SUPPORTED_MODES,
+    WORKDIR,
+)
 
 # typing costs the container's start-up ~6 ms; annotations only need it for the checker.
 TYPE_CHECKING = False
@@ -22,8 +29,8 @@ class HarnessError(Exception):
     """The submission or the sandbox is not usable; reported as ``harness_error``."""
 
 
-def read_submission() -> dict[str, Any]:
-    """Read one newline-terminated JSON object from fd 0, capped."""
+def read_submission() -> tuple[dict[str, Any], bytes]:
+    """Read one newline-terminated JSON object from fd 0, capped; and what came after it."""
     buf = bytearray()
     while b"\n" not in buf:
         chunk = os.read(0, READ_CHUNK)
@@ -32,7 +39,7 @@ def read_submission() -> dict[str, Any]:
         buf += chunk
         if len(buf) > MAX_SUBMISSION_BYTES:
             raise HarnessError(f"submission larger than {MAX_SUBMISSION_BYTES} bytes")
-    line = bytes(buf).split(b"\n", 1)[0]
+    line, _, rest = bytes(buf).partition(b"\n")
     if not line.strip():
         raise HarnessError("no submission on stdin")
     try:
@@ -41,13 +48,22 @@ def read_submission() -> dict[str, Any]:
         raise HarnessError(f"submission is not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise HarnessError("submission is not a JSON object")
-    return value
+    return value, rest
 
 
 class Job:
     """A validated submission."""
 
-    __slots__ = ("entry", "files", "mode", "state", "stderr_cap", "stdout_cap", "wall_seconds")
+    __slots__ = (
+        "entry",
+        "files",
+        "mode",
+        "modules",
+        "state",
+        "stderr_cap",
+        "stdout_cap",
+        "wall_seconds",
+    )
 
     def __init__(
         self,
@@ -58,7 +74,9 @@ class Job:
         wall_seconds: float,
         stdout_cap: int,
         stderr_cap: int,
+        modules: list[str] | None = None,
     ) -> None:
+        self.modules = modules or []  # the learner's modules, in the isolated modes
         self.mode = mode
         self.entry = entry
         self.files = files
@@ -73,7 +91,7 @@ def parse_job(raw: dict[str, Any]) -> Job:
     if raw.get("version") != PROTOCOL_VERSION:
         raise HarnessError(f"unsupported protocol version {raw.get('version')!r}")
     mode = raw.get("mode")
-    if mode not in SUPPORTED_MODES:
+    if mode not in SUPPORTED_MODES + ISOLATED_MODES:
         raise HarnessError(f"unknown mode {mode!r}")
     files = raw.get("files")
     if not isinstance(files, dict) or not files:
@@ -87,6 +105,13 @@ def parse_job(raw: dict[str, Any]) -> Job:
     state = raw.get("state", [])
     if not isinstance(state, list) or not all(isinstance(s, str) for s in state):
         raise HarnessError("state must be a list of names")
+    modules = raw.get("modules", [])
+    if not isinstance(modules, list) or not all(
+        isinstance(m, str) and m.isidentifier() for m in modules
+    ):
+        raise HarnessError("modules must be a list of module names")
+    if (mode in ISOLATED_MODES) != bool(modules):
+        raise HarnessError("the isolated modes, and only they, name the learner's modules")
     limits = raw.get("limits", {})
     try:
         wall = float(limits.get("wall_seconds", 5.0))
@@ -94,7 +119,9 @@ def parse_job(raw: dict[str, Any]) -> Job:
         stderr_cap = int(limits.get("stderr_bytes", 65536))
     except (TypeError, ValueError, AttributeError):
         raise HarnessError("limits must be numbers") from None
-    return Job(str(mode), str(entry), dict(files), list(state), wall, stdout_cap, stderr_cap)
+    return Job(
+        str(mode), str(entry), dict(files), list(state), wall, stdout_cap, stderr_cap, modules
+    )
 
 
 def _safe_name(name: object) -> bool:

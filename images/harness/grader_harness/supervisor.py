@@ -20,7 +20,14 @@ import time
 
 from . import child
 from .capture import Capture, Stream
-from .protocol import MAX_CHILD_REPORT_BYTES, MAX_COMPILE_REPORT_BYTES, PROTOCOL_VERSION, WORKDIR
+from .protocol import (
+    ISOLATED_MODES,
+    MAX_CHILD_REPORT_BYTES,
+    MAX_COMPILE_REPORT_BYTES,
+    PROTOCOL_VERSION,
+    WORKDIR,
+)
+from .relay import Relay
 from .submission import HarnessError, Job, compile_files, parse_job, read_submission, write_files
 from .warmup import preimport
 
@@ -41,7 +48,11 @@ def make_non_dumpable() -> None:
 
 def emit(event: dict[str, Any]) -> None:
     """Write one JSON line on fd 1, the channel only this process holds."""
-    data = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+    write_out((json.dumps(event, separators=(",", ":")) + "\n").encode())
+
+
+def write_out(data: bytes) -> None:
+    """Write ``data`` whole on fd 1."""
     view = memoryview(data)
     while view:
         view = view[os.write(1, view) :]
@@ -93,31 +104,50 @@ def reap() -> None:
             return
 
 
-def supervise(job: Job) -> dict[str, Any]:
-    """Fork the child, capture its pipes and exit, and return the report fields."""
+def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
+    """Fork the child, capture its pipes and exit, and return the report fields.
+
+    In the isolated modes the child also gets a frame pipe each way, relayed through our
+    stdin and stdout (``leftover``: what stdin already held after the submission line).
+    """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
     cmp_r, cmp_w = os.pipe()
+    rpc: tuple[int, int, int, int] | None = None
+    if job.mode in ISOLATED_MODES:
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        rpc = (to_child_r, from_child_w, to_child_w, from_child_r)
     entry_path = os.path.join(WORKDIR, job.entry)
     snippet_files = frozenset(os.path.join(WORKDIR, n) for n in job.files if n.endswith(".py"))
     started = time.monotonic()
     pid = os.fork()
     if pid == 0:  # child
         try:
-            _prepare_child(out_w, err_w, (rep_w, cmp_w), (out_r, err_r, rep_r, cmp_r))
+            keep, read_ends = (rep_w, cmp_w), (out_r, err_r, rep_r, cmp_r)
+            if rpc is not None:
+                keep, read_ends = keep + rpc[:2], read_ends + rpc[2:]
+            _prepare_child(out_w, err_w, keep, read_ends)
             code = _compile_or_exit(job, cmp_w)
-            child.main(job.mode, entry_path, code, snippet_files, job.state, rep_w)
+            channel = rpc[:2] if rpc is not None else None
+            child.main(
+                job.mode, entry_path, code, snippet_files, job.state, rep_w, channel, job.modules
+            )
         finally:
             os._exit(70)
-    for fd in (out_w, err_w, rep_w, cmp_w):
+    for fd in (out_w, err_w, rep_w, cmp_w) + (rpc[:2] if rpc is not None else ()):
         os.close(fd)
+    relay = None
+    if rpc is not None:
+        relay = Relay(child_out=rpc[3], child_in=rpc[2], emit=write_out, leftover=leftover)
     capture = Capture(
         pid,
         Stream(out_r, job.stdout_cap),
         Stream(err_r, job.stderr_cap),
         Stream(rep_r, MAX_CHILD_REPORT_BYTES),
         Stream(cmp_r, MAX_COMPILE_REPORT_BYTES),
+        relay,
     )
     return _observe(job, pid, started, capture)
 
@@ -216,6 +246,7 @@ def _observe(job: Job, pid: int, started: float, capture: Capture) -> dict[str, 
         "max_rss_kib": usage.ru_maxrss,
         **capture.fields(),
         "memory": cgroup_memory(),
+        **({"relay": capture.relay.fields()} if capture.relay is not None else {}),
     }
 
 
@@ -240,10 +271,11 @@ def main(argv: list[str]) -> int:
                 "python": sys.version.split()[0],
             }
         )
-        job = parse_job(read_submission())
+        submission, leftover = read_submission()
+        job = parse_job(submission)
         write_files(job.files)
         report["mode"] = job.mode
-        report.update(supervise(job))
+        report.update(supervise(job, leftover))
     except HarnessError as exc:
         report["status"] = "harness_error"
         report["error"] = str(exc)
