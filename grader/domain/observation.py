@@ -54,6 +54,7 @@ class RunRequest(_Frozen):
 
     ``filterwarnings`` are Python ``-W`` options applied to the run in order (later ones win),
     such as ``"error"`` to escalate every warning to an exception.
+    ``test_files`` travel with them in the run's options file.
     """
 
     mode: RunMode
@@ -61,6 +62,8 @@ class RunRequest(_Frozen):
     entry: str
     state: tuple[str, ...] = ()
     filterwarnings: tuple[str, ...] = ()
+    test_files: tuple[str, ...] = ()
+    """In pytest mode, the test files to run when there are several (else the entry alone)."""
 
 
 class CapturedStream(_Frozen):
