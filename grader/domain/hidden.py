@@ -175,21 +175,20 @@ def _several(files: dict[str, str]) -> bool:
 def resolve_points(
     points: dict[str, float], tests: list[ExpectedTest], several: bool
 ) -> dict[str, float]:
-    """Each test's points by node id; ``ValueError`` for a key naming no test or two."""
-    by_name: dict[str, list[ExpectedTest]] = {}
-    for test in tests:
-        by_name.setdefault(test.name, []).append(test)
-    nodeids = {test.nodeid for test in tests}
+    """Each test's points by node id; ``ValueError`` for a key naming no test or several.
+
+    A key is a test's node id or its end after a ``::``: ``file.py::Class::test_x``,
+    ``Class::test_x`` or ``test_x``, as long as it names exactly one test.
+    """
     resolved = {test.nodeid: 1.0 for test in tests}
     unknown = []
     for key, value in points.items():
-        if key in nodeids:
-            resolved[key] = value
-        elif len(by_name.get(key, [])) == 1:
-            resolved[by_name[key][0].nodeid] = value
-        elif key in by_name:
-            where = ", ".join(t.nodeid for t in by_name[key])
-            raise ValueError(f"{key!r} names several tests ({where}); write file.py::name")
+        named = [t for t in tests if t.nodeid == key or t.nodeid.endswith(f"::{key}")]
+        if len(named) > 1:
+            where = ", ".join(t.nodeid for t in named)
+            raise ValueError(f"{key!r} names several tests ({where}); name one of them")
+        if named:
+            resolved[named[0].nodeid] = value
         else:
             unknown.append(key)
     if unknown:
