@@ -337,17 +337,22 @@ class _Finder:
             return []
         if not unittest and (not binding.startswith("Test") or _defines(klass[1], "__init__")):
             return []
-        methods: list[str] = []
-        for _, node in lineage:
-            methods += [
+        seen: set[str] = set()
+        per_class: list[list[str]] = []
+        for _, node in lineage:  # nearest first: an override hides its base's method
+            own = [
                 item.name
                 for item in node.body
                 if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
                 and item.name.startswith("test")
-                and item.name not in methods
+                and item.name not in seen
             ]
-        # unittest's loader sorts a TestCase's methods by name; pytest keeps others in order
-        return sorted(methods) if unittest else methods
+            seen.update(own)
+            per_class.append(own)
+        if unittest:  # unittest's loader sorts a TestCase's methods by name
+            return sorted(seen)
+        # pytest lists a class's tests from its farthest base to itself
+        return [name for own in reversed(per_class) for name in own]
 
 
 def _defines(node: ast.ClassDef, name: str) -> bool:

@@ -210,7 +210,7 @@ def _exit_code_for(exc: BaseException) -> int:
     return 1
 
 
-def test_paths(options: dict[str, Any], workdir: str) -> list[str]:
+def option_paths(options: dict[str, Any], workdir: str) -> list[str]:
     """The test files the run's options name (several hidden files), as paths; else none."""
     names = options.get("paths")
     if not isinstance(names, list) or len(names) > 100:
@@ -293,7 +293,7 @@ def main(
         if mode == "script" and code is not None:
             report, exit_code = run_script(code, path, snippet_files, state, flush, log, filters)
         else:
-            paths = test_paths(options, os.path.dirname(path))
+            paths = option_paths(options, os.path.dirname(path))
             report, exit_code = run_pytest(path, snippet_files, state, flush, log, filters, paths)
         if os.getpid() == pid:  # a bare os.fork() clone of the snippet returns here too
             send_report(report_fd, report)
