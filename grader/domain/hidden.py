@@ -144,6 +144,14 @@ class TestsExpectation(BaseModel):
             raise ValueError("give the hidden tests as code (one file) or as files, not both")
         if self.files and "file" in self.model_fields_set:
             raise ValueError("file names the one file of code; files are named by their keys")
+        names = {*self.hidden_files(), self.solution_file}
+        for name in names:
+            parts = name.split("/")
+            folders = {"/".join(parts[:end]) for end in range(1, len(parts))}
+            if folders & names:
+                raise ValueError(
+                    f"files: {name!r} is inside {sorted(folders & names)[0]!r}, a file"
+                )
         if not self.expected():
             raise ValueError("the hidden tests define no test functions")
         return self

@@ -260,6 +260,10 @@ def test_several_test_files_name_tests_with_their_file_and_points_resolve() -> N
             "points name unknown tests ['test_b']; tests are ['test_a']",
         ),
         ({"files": {"sub/test_a.py": "def test_a(): pass\n"}}, "a Python file is a module"),
+        (
+            {"files": {"test_a.py": "def test_a(): pass\n", "test_a.py/x.json": "{}"}},
+            "'test_a.py/x.json' is inside 'test_a.py', a file",
+        ),
     ],
 )
 def test_bad_expectations_are_refused_with_the_reason(fields: dict[str, Any], message: str) -> None:
