@@ -18,13 +18,13 @@ Any kind with options can also be answered by choice; the key is then proven by 
 
 from __future__ import annotations
 
-import ast
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from .hidden import TestsExpectation
 from .observation import RunMode, parse_summary
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
@@ -107,54 +107,6 @@ class StateExpectation(_Model):
     """Named variables after the run, compared as JSON values."""
 
     values: dict[str, Any] = Field(min_length=1)
-
-
-class TestsExpectation(_Model):
-    """Hidden pytest tests run against the learner's code (written to ``solution_file``)."""
-
-    __test__ = False
-
-    file: str = Field(default="test_hidden.py", pattern=r"^test_[a-z0-9_]+\.py$")
-    code: str = Field(min_length=1)
-    solution_file: str = Field(default="solution.py", pattern=r"^[a-z_][a-z0-9_]*\.py$")
-    points: dict[str, float] = Field(default_factory=dict)
-    """Points per test name (``test_x`` or ``TestClass::test_y``); others are worth 1."""
-
-    @model_validator(mode="after")
-    def _points_name_tests(self) -> TestsExpectation:
-        try:
-            names = hidden_test_names(self.code)
-        except SyntaxError as exc:
-            raise ValueError(
-                f"hidden tests do not compile: {exc.msg} (line {exc.lineno})"
-            ) from None
-        if not names:
-            raise ValueError("the hidden tests define no test functions")
-        unknown = sorted(set(self.points) - set(names))
-        if unknown:
-            raise ValueError(f"points name unknown tests {unknown}; tests are {names}")
-        return self
-
-
-def hidden_test_names(code: str) -> list[str]:
-    """Test names in a hidden test file, in order: ``test_x`` and ``TestClass::test_y``.
-
-    Parsed, never run: the expected tests are known outside the container.
-    """
-    names: list[str] = []
-    for node in ast.parse(code).body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
-            "test"
-        ):
-            names.append(node.name)
-        elif isinstance(node, ast.ClassDef) and node.name.startswith("Test"):
-            names += [
-                f"{node.name}::{item.name}"
-                for item in node.body
-                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
-                and item.name.startswith("test")
-            ]
-    return names
 
 
 OutcomeName = Literal["passed", "failed", "skipped", "xfailed", "xpassed", "error"]

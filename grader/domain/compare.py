@@ -15,6 +15,7 @@ import json
 import re
 from typing import Any
 
+from ..constants import SANDBOX_WORKDIR
 from .challenge import (
     Challenge,
     ExceptionExpectation,
@@ -23,9 +24,8 @@ from .challenge import (
     OutputExpectation,
     StateExpectation,
     SyntaxExpectation,
-    TestsExpectation,
-    hidden_test_names,
 )
+from .hidden import TestsExpectation
 from .observation import (
     ChildReportStatus,
     ExceptionInfo,
@@ -37,7 +37,15 @@ from .observation import (
     TestResult,
 )
 from .outcomes import exception_problem, outcome_verdict, warnings_problem
-from .verdict import RUN_LEVEL, TestVerdict, Verdict, VerdictStatus, failing, passing
+from .verdict import (
+    RUN_LEVEL,
+    SubtestVerdict,
+    TestVerdict,
+    Verdict,
+    VerdictStatus,
+    failing,
+    passing,
+)
 
 _MAX_LITERAL_CHARS = 100_000
 
@@ -77,7 +85,9 @@ def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
 
 
 def _kind_verdict(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
-    if kind is not Kind.SYNTAX and obs.status is RunStatus.SYNTAX_ERROR:
+    if kind is Kind.TESTS and expectation.tests is not None:
+        verdict = _tests(expectation.tests, obs)  # a syntax error is an ``error`` there
+    elif kind is not Kind.SYNTAX and obs.status is RunStatus.SYNTAX_ERROR:
         info = obs.syntax_error
         where = f" at line {info.line}" if info and info.line else ""
         verdict = failing(
@@ -91,8 +101,6 @@ def _kind_verdict(kind: Kind, expectation: Expectation, obs: Observation) -> Ver
         verdict = _exception(expectation.exception, obs)
     elif kind is Kind.STATE and expectation.state is not None:
         verdict = _state(expectation.state, obs)
-    elif kind is Kind.TESTS and expectation.tests is not None:
-        verdict = _tests(expectation.tests, obs)
     elif kind is Kind.OUTCOME and expectation.outcome is not None:
         verdict = outcome_verdict(expectation.outcome, obs)
     else:
@@ -229,33 +237,116 @@ def _state(rule: StateExpectation, obs: Observation) -> Verdict:
     return failing("; ".join(problems))
 
 
-def _group_reported(file: str, obs: Observation) -> dict[str, TestResult]:
-    """Reported tests of the hidden file by name; parametrized cases fold into one result.
+TEST_OUTPUT_CHARS = 500
+"""What a test (or a variation) printed, as kept in its verdict; longer output is cut here and
+ends with ``OUTPUT_TRUNCATED`` (the observation keeps up to 8000 characters)."""
+OUTPUT_TRUNCATED = "\n[output truncated to 500 characters]"
 
-    ``test_hidden.py::test_double[1]`` and ``[2]`` become ``test_double``, which passed only
-    if every case did; class tests are named ``TestClass::test_method``.
+
+def clip_output(text: str) -> str:
+    if len(text) <= TEST_OUTPUT_CHARS:
+        return text
+    return text[:TEST_OUTPUT_CHARS] + OUTPUT_TRUNCATED
+
+
+def _group_reported(obs: Observation) -> dict[str, list[TestResult]]:
+    """Reported tests by node id without the parametrization: ``file.py::Class::test``.
+
+    ``test_hidden.py::test_double[1]`` and ``[2]`` are cases of ``test_hidden.py::test_double``.
     """
     grouped: dict[str, list[TestResult]] = {}
     for test in obs.tests:
         path, _, rest = test.nodeid.partition("::")
-        if path != file or not rest:
-            continue
-        grouped.setdefault(rest.split("[", 1)[0], []).append(test)
-    folded = {}
-    for name, cases in grouped.items():
-        failing = next((c for c in cases if c.outcome is not TestOutcome.PASSED), None)
-        folded[name] = failing or cases[0]
-    return folded
+        if rest:
+            grouped.setdefault(f"{path}::{rest.split('[', 1)[0]}", []).append(test)
+    return grouped
+
+
+_BAD = (TestOutcome.FAILED, TestOutcome.ERROR)
+
+
+def _fold(name: str, weight: float, cases: list[TestResult]) -> TestVerdict:
+    """One verdict for a test's cases: it passed only if every case and every variation did."""
+    many = len(cases) > 1
+    subtests = [
+        SubtestVerdict(
+            name=f"[{case.nodeid.partition('[')[2][:-1]}] {sub.name}" if many else sub.name,
+            status=sub.outcome.value,
+            message=sub.message,
+            output=clip_output(sub.stdout),
+        )
+        for case in cases
+        for sub in case.subtests
+    ]
+    worst = next((c for c in cases if c.outcome is not TestOutcome.PASSED), None)
+    failed_variations = sum(s.status in _BAD for s in subtests)
+    shown = worst or cases[0]
+    status, message = shown.outcome.value, shown.message
+    if worst is None and failed_variations:
+        # never a pass with a failed variation, whatever the process claimed
+        plural = "s" if failed_variations > 1 else ""
+        status, message = "failed", f"contains {failed_variations} failed subtest{plural}"
+    ok = status == TestOutcome.PASSED.value
+    return TestVerdict(
+        name=name,
+        status=status,
+        points=weight if ok else 0,
+        max_points=weight,
+        message=message,
+        output=clip_output(shown.stdout),
+        task_id=cases[0].task_id,
+        subtests=tuple(subtests),
+    )
+
+
+def untestable(obs: Observation) -> str | None:
+    """Why the learner's code could not be tested at all, or None.
+
+    It does not compile, its import (or the hidden tests' import of it) fails, or pytest's
+    collection fails: the whole error, as its first line and where it happened.
+    """
+    if obs.status is RunStatus.SYNTAX_ERROR:
+        info = obs.syntax_error
+        if info is None:
+            return "SyntaxError"
+        return _located(f"{info.type}: {info.message}", info.file, info.line)
+    if obs.collection_errors:
+        error = obs.collection_errors[0]
+        exc = error.exception
+        if exc is None:
+            lines = [line for line in error.message.splitlines() if line.strip()]
+            return lines[0] if lines else "collection failed"
+        return _located(_first_line(exc), exc.file, exc.line)
+    if obs.exception is not None and not obs.tests and obs.mode is RunMode.PYTEST:
+        return _located(_first_line(obs.exception), obs.exception.file, obs.exception.line)
+    return None
+
+
+def _first_line(exc: ExceptionInfo) -> str:
+    message = exc.message.replace(f"{SANDBOX_WORKDIR}/", "")
+    first = message.splitlines()[0] if message.strip() else ""
+    return f"{exc.type}: {first}" if first else exc.type
+
+
+def _located(text: str, file: str | None, line: int | None) -> str:
+    if file and line:
+        return f"{text} ({file}, line {line})"
+    return f"{text} ({file})" if file else text
 
 
 def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
-    names = hidden_test_names(rule.code)
-    reported = _group_reported(rule.file, obs)
+    expected = rule.expected()
+    weights = rule.points_by_test(expected)
+    total = sum(weights.values()) or 1.0
+    reason = untestable(obs)
+    if reason is not None:
+        return Verdict(status=VerdictStatus.ERROR, reason=reason, max_points=total)
+    reported = _group_reported(obs)
     results = []
-    for name in names:
-        weight = rule.points.get(name, 1.0)
-        test = reported.get(name)
-        if test is None:
+    for test in expected:
+        name, weight = rule.display_name(test), weights[test.nodeid]
+        cases = reported.get(test.nodeid)
+        if not cases:
             results.append(
                 TestVerdict(
                     name=name,
@@ -266,20 +357,9 @@ def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
                 )
             )
             continue
-        ok = test.outcome is TestOutcome.PASSED
-        results.append(
-            TestVerdict(
-                name=name,
-                status=test.outcome.value,
-                points=weight if ok else 0,
-                max_points=weight,
-                message=test.message,
-                output=test.stdout,
-            )
-        )
-    total = sum(r.max_points for r in results) or 1.0
+        results.append(_fold(name, weight, cases))
     earned = sum(r.points for r in results)
-    all_ok = bool(names) and earned == total
+    all_ok = bool(expected) and earned == total
     if all_ok and (obs.exit_code != 0 or obs.child_report is not ChildReportStatus.OK):
         # Claimed passes that the supervisor's observation contradicts count for nothing.
         return failing(
@@ -294,9 +374,7 @@ def _tests(rule: TestsExpectation, obs: Observation) -> Verdict:
         "tests": tuple(results),
     }
     if all_ok:
-        return passing(f"all {len(names)} tests passed", **fields)
+        return passing(f"all {len(expected)} tests passed", **fields)
     missed = [r.name for r in results if r.points == 0]
-    reason = f"{len(missed)} of {len(names)} tests did not pass: {', '.join(missed)}"
-    if obs.collection_errors:
-        reason += f"; collection error: {obs.collection_errors[0].message.splitlines()[-1]}"
+    reason = f"{len(missed)} of {len(expected)} tests did not pass: {', '.join(missed)}"
     return failing(reason, **fields)

@@ -45,23 +45,27 @@ def request_for(
     warnings = challenge.filterwarnings  # every run of the challenge carries its -W options
     if expectation is not None and expectation.tests is not None:
         tests = expectation.tests
+        test_files = tests.test_files()
         if isolated:
             return RunRequest(
                 mode=RunMode.PYTEST,
-                entry=tests.file,
-                files={tests.file: tests.code},
+                entry=test_files[0],
+                files=tests.hidden_files(),
                 filterwarnings=warnings,
+                test_files=tuple(test_files) if len(test_files) > 1 else (),
                 learner=LearnerCode(
                     files={tests.solution_file: code},
-                    modules=(tests.solution_file.removesuffix(".py").replace("/", "."),),
+                    modules=(tests.solution_file.removesuffix(".py"),),
                 ),
             )
         return RunRequest(
             mode=RunMode.PYTEST,
-            entry=tests.file,
+            entry=test_files[0],
             state=state,
-            files={tests.solution_file: code, tests.file: tests.code},
+            files={tests.solution_file: code, **tests.hidden_files()},
             filterwarnings=warnings,
+            # pytest runs the entry alone unless told of every test file
+            test_files=tuple(test_files) if len(test_files) > 1 else (),
         )
     if challenge.mode is RunMode.PYTEST:
         return RunRequest(

@@ -64,7 +64,9 @@ def load_challenge(path: Path, known_environments: Iterable[str] | None = None) 
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = tuple(
-            p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-"))
+            p
+            for p in first["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))
         )
         field = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(lines, loc)

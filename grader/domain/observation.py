@@ -61,6 +61,7 @@ class RunRequest(_Frozen):
 
     ``filterwarnings`` are Python ``-W`` options applied to the run in order (later ones win),
     such as ``"error"`` to escalate every warning to an exception.
+    ``test_files`` travel with them in the run's options file.
 
     With ``learner`` set the run is isolated: ``files`` are the hidden tests, run by pytest in
     a process that never executes the learner's code, and ``learner.files`` run in another
@@ -73,6 +74,8 @@ class RunRequest(_Frozen):
     state: tuple[str, ...] = ()
     filterwarnings: tuple[str, ...] = ()
     learner: LearnerCode | None = None
+    test_files: tuple[str, ...] = ()
+    """In pytest mode, the test files to run when there are several (else the entry alone)."""
 
 
 class CapturedStream(_Frozen):

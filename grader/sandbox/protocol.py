@@ -17,7 +17,14 @@ import binascii
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from ..constants import HARNESS_COMMAND, HARNESS_MAX_SUBMISSION_BYTES, HARNESS_PROTOCOL_VERSION
 from ..domain import (
@@ -39,6 +46,8 @@ from ..domain.observation import WarningInfo
 from ..errors import HarnessProtocolError, LimitsError
 
 _MAX_TESTS = 500
+MAX_SUBTESTS = 100
+"""Variations kept per test (``grader_harness.protocol.MAX_SUBTESTS``)."""
 MAX_WARNINGS = 100
 """As many warnings as the harness's log keeps (``grader_harness.warnlog.MAX_WARNINGS``)."""
 OPTIONS_FILE = ".grader-run.json"
@@ -85,8 +94,13 @@ class HarnessSubmission(_Strict):
         For an isolated request this is the judge's line (the hidden tests).
         """
         files = dict(request.files)
+        options: dict[str, list[str]] = {}
         if request.filterwarnings:
-            files[OPTIONS_FILE] = json.dumps({"filterwarnings": list(request.filterwarnings)})
+            options["filterwarnings"] = list(request.filterwarnings)
+        if request.test_files:
+            options["paths"] = list(request.test_files)
+        if options:
+            files[OPTIONS_FILE] = json.dumps(options)
         learner = request.learner
         return cls(
             mode="judge" if learner is not None else request.mode.value,
@@ -202,6 +216,12 @@ class ChildReport(_Strict):
     )
     state: dict[str, StateValue] = Field(default_factory=dict)
     warnings: list[WarningInfo] = Field(default_factory=list, max_length=MAX_WARNINGS)
+
+    @model_validator(mode="after")
+    def _variations_capped(self) -> ChildReport:
+        if any(len(test.subtests) > MAX_SUBTESTS for test in self.tests):
+            raise ValueError(f"a test reports more than {MAX_SUBTESTS} variations")
+        return self
 
 
 class FinalReport(_Strict):

@@ -210,6 +210,19 @@ def _exit_code_for(exc: BaseException) -> int:
     return 1
 
 
+def option_paths(options: dict[str, Any], workdir: str) -> list[str]:
+    """The test files the run's options name (several hidden files), as paths; else none."""
+    names = options.get("paths")
+    if not isinstance(names, list) or len(names) > 100:
+        return []
+    paths = []
+    for name in names:
+        if type(name) is not str or not name or "/" in name or name.startswith("."):
+            return []
+        paths.append(os.path.join(workdir, name))
+    return paths
+
+
 def run_pytest(
     path: str,
     snippet_files: frozenset[str],
@@ -217,22 +230,25 @@ def run_pytest(
     flush: Callable[[], None],
     log: WarningLog | None = None,
     filters: list[str] | None = None,
+    paths: list[str] | None = None,
 ) -> tuple[dict[str, Any], int]:
-    """Run pytest on the snippet file with the environment's own pytest-asyncio.
+    """Run pytest on the snippet file (or on ``paths``) with the environment's own plugins.
 
     ``filters`` go to pytest as ``-W`` options, after the session's own, so they win.
     """
     import pytest
 
+    from . import subtests
     from .pytest_plugin import Collector, QuietTerminal, pytest_args
 
     log = log or WarningLog()
     collector = Collector(snippet_files, path, log)
-    args = pytest_args(path, os.path.dirname(path), filters or [])
+    args = pytest_args(path, os.path.dirname(path), filters or [], paths or [])
+    plugins = [collector, QuietTerminal(), *subtests.plugins()]
     exception: dict[str, Any] | None = None
     exit_code = 0
     try:
-        exit_code = int(pytest.main(args, plugins=[collector, QuietTerminal()]))
+        exit_code = int(pytest.main(args, plugins=plugins))
     except BaseException as exc:  # a snippet can raise SystemExit at import time, say
         exception = describe_exception(exc, snippet_files)
         exit_code = _exit_code_for(exc)
@@ -273,6 +289,7 @@ def run_judge(
     flush: Callable[[], None],
     log: WarningLog,
     filters: list[str],
+    paths: list[str],
 ) -> tuple[dict[str, Any], int]:
     """Run the hidden tests here, with the learner's modules answered from the other side."""
     from .rpc.channel import Channel
@@ -283,7 +300,7 @@ def run_judge(
     session = RemoteSession(Channel(*channel), modules, call_timeout=CALL_TIMEOUT_SECONDS)
     session.install()
     try:
-        report, exit_code = run_pytest(path, snippet_files, [], flush, log, filters)
+        report, exit_code = run_pytest(path, snippet_files, [], flush, log, filters, paths)
     finally:
         session.close()
     report["mode"] = "judge"
@@ -317,7 +334,8 @@ def main(
                 pass
 
     try:
-        filters = filter_specs(take_options(os.path.dirname(path)))
+        options = take_options(os.path.dirname(path))
+        filters = filter_specs(options)
         log = WarningLog()
         log.install()
         if mode == "script" and code is not None:
@@ -325,11 +343,13 @@ def main(
         elif mode == "serve" and channel is not None:
             report, exit_code = run_serve(channel, modules or [], flush)
         elif mode == "judge" and channel is not None:
+            paths = option_paths(options, os.path.dirname(path))
             report, exit_code = run_judge(
-                channel, modules or [], path, snippet_files, flush, log, filters
+                channel, modules or [], path, snippet_files, flush, log, filters, paths
             )
         else:
-            report, exit_code = run_pytest(path, snippet_files, state, flush, log, filters)
+            paths = option_paths(options, os.path.dirname(path))
+            report, exit_code = run_pytest(path, snippet_files, state, flush, log, filters, paths)
         if os.getpid() == pid:  # a bare os.fork() clone of the snippet returns here too
             send_report(report_fd, report)
     except BaseException:

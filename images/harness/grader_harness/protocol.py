@@ -26,6 +26,8 @@ MAX_TRACEBACK_CHARS = 8000
 MAX_STATE_JSON_CHARS = 64 * 1024
 MAX_TEST_OUTPUT_CHARS = 8000
 MAX_TESTS = 500
+MAX_SUBTESTS = 100  # variations kept per test (all are counted)
+MAX_SUBTEST_OUTPUT_CHARS = 2000
 # Legitimate child reports nest about 8 deep (state values up to 20 more); anything deeper
 # is refused before it can exhaust a JSON parser's recursion anywhere downstream.
 MAX_REPORT_DEPTH = 40

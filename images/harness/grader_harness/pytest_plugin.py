@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 
+from . import subtests as variations
 from .child import clip, describe_exception, safe_str
 from .protocol import (
     MAX_MESSAGE_CHARS,
+    MAX_SUBTEST_OUTPUT_CHARS,
+    MAX_SUBTESTS,
     MAX_TEST_OUTPUT_CHARS,
     MAX_TESTS,
     MAX_TRACEBACK_CHARS,
@@ -36,14 +39,20 @@ PREIMPORT_ARTEFACT = (
 )
 
 
-def pytest_args(path: str, rootdir: str, filters: Iterable[str] = ()) -> list[str]:
+TASK_MARKER = "task(taskno): the task of the exercise this test checks (an integer)"
+
+
+def pytest_args(
+    path: str, rootdir: str, filters: Iterable[str] = (), paths: Iterable[str] = ()
+) -> list[str]:
     """The one command line for a pytest run: the snippet's, and the supervisor's warm-up.
 
     They must match, or the warm-up loads other plugins and settings than the run uses.
     ``filters`` (a challenge's ``-W`` options) come after the session's own, so they win.
+    ``paths``, when given, are the test files to run instead of ``path`` (several hidden files).
     """
     return [
-        path,
+        *(list(paths) or [path]),
         *PYTEST_SESSION_OPTIONS,
         *[arg for spec in filters for arg in ("-W", spec)],
         "-W",
@@ -88,8 +97,8 @@ class QuietTerminal:
 
 
 class Collector:
-    """Collects per-test outcomes, collection errors, warnings, pytest's summary counts and
-    the snippet module's namespace."""
+    """Collects per-test outcomes (with their variations and task numbers), collection
+    errors, warnings, pytest's summary counts and the snippet module's namespace."""
 
     def __init__(
         self, snippet_files: frozenset[str], entry_path: str, log: WarningLog | None = None
@@ -103,11 +112,43 @@ class Collector:
         self._summary: dict[str, int] = {}
         self._collect_exceptions: dict[str, dict[str, Any]] = {}
         self.collection_errors: list[dict[str, Any]] = []
+        self._marks: variations.Marks | None = None
+        self._calling: str | None = None
+        self._failed_variations: dict[str, int] = {}
 
     # pytest hooks -----------------------------------------------------------------------
 
     def pytest_configure(self, config: pytest.Config) -> None:
         self._config = config
+        config.addinivalue_line("markers", TASK_MARKER)
+        self._marks = variations.Marks(config)
+        variations.install(self._marks)
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_load_initial_conftests(self) -> Generator[None, Any, None]:
+        """A conftest that fails to import (it imports the solution, say) is a collection error."""
+        outcome = yield
+        exc = outcome.excinfo[1] if outcome.excinfo else None
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, BaseException):
+            path = os.path.basename(str(getattr(exc, "path", "conftest.py")))
+            self.collection_errors.append(
+                {
+                    "nodeid": path,
+                    "message": clip(safe_str(cause, MAX_TRACEBACK_CHARS), MAX_TRACEBACK_CHARS),
+                    "exception": describe_exception(cause, self._snippet_files),
+                }
+            )
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, None]:
+        self._calling = item.nodeid
+        if self._marks is not None:
+            self._marks.test_started()
+        try:
+            yield
+        finally:
+            self._calling = None
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_makereport(
@@ -115,6 +156,13 @@ class Collector:
     ) -> Generator[None, Any, None]:
         outcome = yield
         report = outcome.get_result()
+        failed = self._failed_variations.get(item.nodeid, 0)
+        final = call.when == "call" and self._calling != item.nodeid
+        if final and failed and report.passed and not hasattr(report, "wasxfail"):
+            # A test passes only if every variation did (pytest 9 does not fail a unittest
+            # test whose subTest failed; pytest 8 never saw the variation).
+            report.outcome = "failed"
+            report.longrepr = f"contains {failed} failed subtest{'s' if failed > 1 else ''}"
         excinfo = call.excinfo
         raised = report.failed or (report.skipped and hasattr(report, "wasxfail"))
         if excinfo is not None and raised and item.nodeid in self._tests:
@@ -158,6 +206,8 @@ class Collector:
             "stdout": "",
             "stderr": "",
             "exception": None,
+            "subtests": [],
+            "task_id": _task_id(item),
         }
         module = getattr(item, "module", None)
         if (
@@ -186,6 +236,9 @@ class Collector:
         )
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if variations.is_variation(report):
+            self._variation(report)
+            return
         self._count(self._category(report))
         entry = self._tests.get(report.nodeid)
         if entry is None:
@@ -202,6 +255,28 @@ class Collector:
         if report.when in ("call", "teardown") or not report.passed:
             entry["stdout"] = clip(report.capstdout, MAX_TEST_OUTPUT_CHARS)
             entry["stderr"] = clip(report.capstderr, MAX_TEST_OUTPUT_CHARS)
+
+    def _variation(self, report: pytest.TestReport) -> None:
+        """One variation of a test: counted as pytest 9 counts it, kept under its test."""
+        output = self._marks.output() if self._marks is not None else ""
+        outcome = _outcome(report)
+        if report.failed:
+            self._count("failed")
+            nodeid = report.nodeid
+            self._failed_variations[nodeid] = self._failed_variations.get(nodeid, 0) + 1
+        elif report.skipped and not hasattr(report, "wasxfail"):
+            self._count("skipped")
+        entry = self._tests.get(report.nodeid)
+        if entry is None or len(entry["subtests"]) >= MAX_SUBTESTS:
+            return
+        entry["subtests"].append(
+            {
+                "name": safe_str(variations.variation_name(report), MAX_MESSAGE_CHARS),
+                "outcome": outcome,
+                "message": _message(report),
+                "stdout": clip(output, MAX_SUBTEST_OUTPUT_CHARS),
+            }
+        )
 
     # results ----------------------------------------------------------------------------
 
@@ -245,6 +320,15 @@ def _outcome(report: pytest.TestReport) -> str:
     if report.skipped:
         return "xfailed" if wasxfail else "skipped"
     return "failed"
+
+
+def _task_id(item: pytest.Item) -> int | None:
+    """``@pytest.mark.task(taskno=N)`` (or ``task(N)``) on the test, its class or module."""
+    marker = item.get_closest_marker("task")
+    if marker is None:
+        return None
+    taskno = marker.kwargs.get("taskno", marker.args[0] if marker.args else None)
+    return taskno if type(taskno) is int and 0 <= taskno < 1_000_000 else None
 
 
 def _behind(exc: BaseException) -> BaseException:

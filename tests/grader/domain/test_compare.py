@@ -28,10 +28,10 @@ from grader.domain.challenge import (
     OutputExpectation,
     StateExpectation,
     SyntaxExpectation,
-    TestsExpectation,
     TextMatch,
 )
 from grader.domain.compare import compare, grade_choice, json_equal
+from grader.domain.hidden import TestsExpectation
 from grader.domain.verdict import VerdictStatus
 
 ENV = EnvironmentRef(name="env", image_id="sha256:x")

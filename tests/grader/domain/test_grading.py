@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from grader.domain import CapturedStream, ExceptionInfo, Limits, Observation, RunMode, RunRequest
+from grader.domain import (
+    CapturedStream,
+    ExceptionInfo,
+    LearnerCode,
+    Limits,
+    Observation,
+    RunMode,
+    RunRequest,
+)
 from grader.domain.challenge import Challenge
 from grader.domain.grading import grade, refusal, request_for
 from grader.domain.submission import Submission
@@ -153,3 +161,44 @@ def test_every_run_of_a_challenge_carries_its_warning_filters() -> None:
     sandbox = printing("2\n")
     grade(submission(code="print(2)"), strict, sandbox, Limits())
     assert [req.filterwarnings for _, req, _ in sandbox.runs] == [("error",)]
+
+
+def test_several_hidden_files_are_laid_out_and_every_test_file_runs() -> None:
+    """The solution beside every hidden file; the test files listed when there are several."""
+    challenge = Challenge.model_validate(
+        {
+            "id": "cart",
+            "set": "demo",
+            "title": "Cart",
+            "kind": "tests",
+            "mode": "pytest",
+            "prompt": "Write cart.py.",
+            "code": "def total(items):\n    return 0\n",
+            "expectation": {
+                "tests": {
+                    "solution_file": "cart.py",
+                    "files": {
+                        "conftest.py": "",
+                        "data/cases.json": "[]",
+                        "test_a.py": "def test_a(): pass\n",
+                        "b_test.py": "def test_b(): pass\n",
+                    },
+                }
+            },
+        }
+    )
+    hidden = {
+        "conftest.py": "",
+        "data/cases.json": "[]",
+        "test_a.py": "def test_a(): pass\n",
+        "b_test.py": "def test_b(): pass\n",
+    }
+    request = request_for(challenge, "learner", challenge.expectation)
+    assert request.files == hidden  # the judge's: the learner's code is never among them
+    assert request.learner == LearnerCode(files={"cart.py": "learner"}, modules=("cart",))
+    assert (request.entry, request.test_files) == ("test_a.py", ("test_a.py", "b_test.py"))
+    assert request.mode is RunMode.PYTEST
+    in_process = request_for(challenge, "learner", challenge.expectation, isolated=False)
+    assert in_process.files == {"cart.py": "learner", **hidden}
+    assert in_process.learner is None
+    assert in_process.test_files == ("test_a.py", "b_test.py")

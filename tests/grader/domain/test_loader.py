@@ -270,3 +270,56 @@ def test_a_syntax_expectation_cannot_expect_warnings(tmp_path: Path) -> None:
     )
     with pytest.raises(ChallengeError, match=r"syntax expectations cannot expect warnings"):
         load_challenge(write(tmp_path, text), ENVS)
+
+
+SEVERAL = """\
+title: Cart
+kind: tests
+mode: pytest
+prompt: Write cart.py.
+environment: env-a
+code: |
+  def total(items):
+      return 0
+expectation:
+  tests:
+    solution_file: cart.py
+    files:
+      test_total.py: |
+        def test_a(): pass
+      {name}: |
+        x = 1
+    points:
+      {points}: 2
+"""
+
+
+def test_a_bad_hidden_file_name_points_at_its_key(tmp_path: Path) -> None:
+    """A hidden file name that is not allowed is reported on its own line, by its key."""
+    path = write(tmp_path, SEVERAL.format(name="sub/helpers.py", points="test_a"), "cart.yaml")
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    message = str(caught.value)
+    assert message.startswith(f"{path}:15: field 'expectation.tests.files.sub/helpers.py': ")
+    assert "a Python file is a module name + .py, beside the solution" in message
+
+
+def test_points_naming_no_test_point_at_the_points_field(tmp_path: Path) -> None:
+    """Points for a test that does not exist: the points line, and the tests there are."""
+    path = write(tmp_path, SEVERAL.format(name="helpers.py", points="test_b"), "cart.yaml")
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:17: field 'expectation.tests.points': Value error, points name unknown "
+        "tests ['test_b']; tests are ['test_a']"
+    )
+
+
+def test_several_hidden_files_load(tmp_path: Path) -> None:
+    """A helper beside a test file loads; the tests are found at load."""
+    path = write(tmp_path, SEVERAL.format(name="helpers.py", points="test_a"), "cart.yaml")
+    challenge = load_challenge(path, ENVS)
+    assert challenge.expectation is not None
+    tests = challenge.expectation.tests
+    assert tests is not None
+    assert [t.nodeid for t in tests.expected()] == ["test_total.py::test_a"]

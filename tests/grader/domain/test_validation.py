@@ -147,7 +147,7 @@ def test_conceptual_needs_no_run() -> None:
 
 
 def test_tests_request_lays_out_solution_and_hidden_tests() -> None:
-    """A tests challenge writes the learner's code as the solution file next to hidden tests."""
+    """A tests challenge runs the learner's code as the solution module, apart from the tests."""
     tests = challenge(
         kind="tests",
         mode="pytest",
@@ -156,8 +156,10 @@ def test_tests_request_lays_out_solution_and_hidden_tests() -> None:
     )
     request = request_for(tests, "def f(): return 2", tests.expectation)
     assert request.entry == "test_hidden.py"
-    assert request.files["solution.py"] == "def f(): return 2"
-    assert set(request.files) == {"solution.py", "test_hidden.py"}
+    assert set(request.files) == {"test_hidden.py"}
+    assert request.learner is not None
+    assert request.learner.files == {"solution.py": "def f(): return 2"}
+    assert request.learner.modules == ("solution",)
 
 
 def test_syntax_challenge_with_explanation_options_proves_the_premise() -> None:
