@@ -9,7 +9,7 @@ import httpx
 import pytest
 import yaml
 
-from grader.domain.challenge import hidden_test_names
+from grader.domain.hidden import hidden_test_names
 from grader.testing import SUBMITTER_KEY, WorkerProcess
 
 pytestmark = [pytest.mark.docker, pytest.mark.asyncio]

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from grader.domain import Limits, Verdict, VerdictStatus
-from grader.domain.challenge import Challenge, Expectation, TestsExpectation
+from grader.domain.challenge import Challenge, Expectation
 from grader.domain.compare import compare
 from grader.domain.grading import request_for
+from grader.domain.hidden import TestsExpectation
 from grader.domain.loader import load_challenge
 from tests.conftest import NEW_ENV, OLD_ENV, Runner
 

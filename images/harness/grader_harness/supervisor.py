@@ -125,7 +125,8 @@ def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
     pid = os.fork()
     if pid == 0:  # child
         try:
-            keep, read_ends = (rep_w, cmp_w), (out_r, err_r, rep_r, cmp_r)
+            keep: tuple[int, ...] = (rep_w, cmp_w)
+            read_ends: tuple[int, ...] = (out_r, err_r, rep_r, cmp_r)
             if rpc is not None:
                 keep, read_ends = keep + rpc[:2], read_ends + rpc[2:]
             _prepare_child(out_w, err_w, keep, read_ends)

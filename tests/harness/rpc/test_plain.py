@@ -224,3 +224,43 @@ def test_failed_imports_are_remote_import_errors(
     with pytest.raises(RemoteImportError) as again:
         solution.app  # noqa: B018
     assert str(again.value) == message
+
+
+def test_what_the_learner_prints_during_a_call_is_the_judges_output(
+    learner: Callable[..., Learner], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Printed learner-side, shown judge-side on the calling test's stdout (and still in the
+    learner's own output)."""
+    handle = learner(
+        {"solution.py": "def greet(name):\n    print('hello', name)\n    return len(name)\n"}
+    )
+    import solution
+
+    capsys.readouterr()
+    assert solution.greet("ada") == 3
+    assert capsys.readouterr().out == "hello ada\n"
+    assert solution.greet("bob") == 3
+    assert capsys.readouterr().out == "hello bob\n"  # each call brings only its own output
+    handle.session.close()
+    assert handle.process.stdout is not None
+    assert handle.process.stdout.read() == b"hello ada\nhello bob\n"
+
+
+def test_a_response_whose_output_is_not_text_breaks_the_session(
+    learner: Callable[..., Learner],
+) -> None:
+    """``out`` must be text under the cap; anything else is a protocol violation."""
+    handle = learner(
+        {},
+        script=(
+            "import json, os\n"
+            "frame = channel.receive(10)\n"
+            "channel.send({'re': frame['id'], 'ok': None, 'out': 5})\n"
+            "time.sleep(5)\n"
+        ),
+        install=False,
+    )
+    from grader_harness.rpc.endpoint import ProtocolError
+
+    with pytest.raises(ProtocolError, match="'out' is text"):
+        handle.session.endpoint.request({"op": "import", "module": "solution"})

@@ -14,6 +14,7 @@ process, where other threads (an event loop, a thread pool) may call the judge t
 from __future__ import annotations
 
 import queue
+import sys
 import threading
 import time
 
@@ -33,6 +34,18 @@ if TYPE_CHECKING:
     from typing import Any
 
     Handler = Callable[[dict[str, Any]], Any]
+
+
+MAX_OUTPUT_CHARS = 64 * 1024
+"""What one response may carry of the learner's printed output (the rest is cut there)."""
+
+
+def _show(text: str) -> None:
+    """Write the learner's output on the judge's stdout, where pytest captures it per test."""
+    try:
+        sys.stdout.write(text)
+    except (OSError, ValueError):
+        pass
 
 
 class RpcError(BaseException):
@@ -112,6 +125,8 @@ class JudgeEndpoint:
                 reply = self._arrived.pop(rid)
             finally:
                 self._waiting.remove(rid)
+        if "out" in reply:  # what the learner printed, shown as this test's output
+            _show(reply["out"])
         if "error" in reply:
             raise Failure(reply["error"])
         return reply["ok"]
@@ -187,9 +202,12 @@ class JudgeEndpoint:
 
 
 def _check_reply(frame: dict[str, Any]) -> None:
-    if set(frame) == {"re", "ok"}:
+    keys = set(frame) - {"out"}
+    if "out" in frame and (type(frame["out"]) is not str or len(frame["out"]) > MAX_OUTPUT_CHARS):
+        raise CodecError(f"a response's 'out' is text of at most {MAX_OUTPUT_CHARS} characters")
+    if keys == {"re", "ok"}:
         return
-    if set(frame) == {"re", "error"} and type(frame["error"]) is dict:
+    if keys == {"re", "error"} and type(frame["error"]) is dict:
         return
     raise CodecError("a response holds exactly 're' and 'ok', or 're' and an 'error' object")
 
@@ -197,10 +215,17 @@ def _check_reply(frame: dict[str, Any]) -> None:
 class LearnerEndpoint:
     """The learner's end: a reader thread, and any thread may call the judge."""
 
-    def __init__(self, channel: Channel, handler: Handler, describe: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        handler: Handler,
+        describe: Callable[..., Any],
+        output: Callable[[], str] | None = None,
+    ) -> None:
         self.channel = channel
         self.handler = handler
         self.describe = describe
+        self.output = output  # what the learner's code printed since the last response
         self.main = threading.current_thread()
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -266,8 +291,12 @@ class LearnerEndpoint:
                 self._end()
                 raise Bye
             rid = item.get("id", 0)
+            answer = response(rid, self.handler, item, self.describe)
+            output = self.output() if self.output is not None else ""
+            if output:
+                answer["out"] = output
             try:
-                self.channel.send(response(rid, self.handler, item, self.describe))
+                self.channel.send(answer)
             except (FrameTooLarge, InvalidFrame) as exc:  # a result too big to travel
                 self.channel.send({"re": rid, "error": self.describe(exc)})
 

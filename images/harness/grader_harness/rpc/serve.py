@@ -14,10 +14,11 @@ import builtins
 import importlib
 import inspect
 import sys
+import threading
 
 from .aio import LoopThread, run_http, run_lifespan
 from .codec import CodecError, Decoder, Encoder, NotData, expect, expect_id
-from .endpoint import Bye, LearnerEndpoint
+from .endpoint import MAX_OUTPUT_CHARS, Bye, LearnerEndpoint
 from .errors import clip, describe_exception, safe_str
 
 TYPE_CHECKING = False
@@ -74,7 +75,8 @@ class Server:
         self.ids: dict[int, int] = {}  # id(obj) -> handle
         self.callbacks: dict[int, Callable[..., Any]] = {}
         self.callback_ids: dict[int, int] = {}  # id(function) -> callback id
-        self.endpoint = LearnerEndpoint(channel, self.handle, describe_exception)
+        self.printed = Printed()
+        self.endpoint = LearnerEndpoint(channel, self.handle, describe_exception, self.printed.take)
         self.loop = LoopThread(self.endpoint.pump, self.endpoint.wake)
         self.decoder = Decoder({"$handle": self._handle_tag, "$callback": self._callback_tag})
 
@@ -258,11 +260,43 @@ def _exc_info(frame: dict[str, Any]) -> tuple[Any, Any, None]:
     return kind, exc, None
 
 
+class Printed:
+    """``sys.stdout`` while serving: what the learner's code prints still goes to the run's
+    output, and is also kept until the next response takes it to the judge (as the output of
+    the test that made the request)."""
+
+    def __init__(self) -> None:
+        self.real = sys.stdout
+        self.kept: list[str] = []
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        if type(text) is str:
+            with self.lock:
+                if self.size < MAX_OUTPUT_CHARS:
+                    self.kept.append(text[: MAX_OUTPUT_CHARS - self.size])
+                    self.size += len(self.kept[-1])
+        return self.real.write(text)
+
+    def flush(self) -> None:
+        self.real.flush()
+
+    def take(self) -> str:
+        with self.lock:
+            text, self.kept, self.size = "".join(self.kept), [], 0
+        return text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
 def serve(channel: Channel, modules: Sequence[str]) -> None:
     """Answer the judge's requests until it says ``bye`` or closes the channel."""
     if "" not in sys.path:
         sys.path.insert(0, "")
     server = Server(channel, modules)
+    sys.stdout = server.printed
     try:
         server.endpoint.pump(lambda: False)
     except Bye:
