@@ -316,10 +316,17 @@ def untestable(obs: Observation) -> str | None:
         if exc is None:
             lines = [line for line in error.message.splitlines() if line.strip()]
             return lines[0] if lines else "collection failed"
+        if exc.type == REMOTE_IMPORT_ERROR:  # where the learner's code failed, not the import
+            return _first_line(exc).removeprefix(f"{REMOTE_IMPORT_ERROR}: ")
         return _located(_first_line(exc), exc.file, exc.line)
     if obs.exception is not None and not obs.tests and obs.mode is RunMode.PYTEST:
         return _located(_first_line(obs.exception), obs.exception.file, obs.exception.line)
     return None
+
+
+REMOTE_IMPORT_ERROR = "grader_harness.rpc.errors.RemoteImportError"
+"""The judge's stand-in for the learner's failed import in an isolated run: its message is
+the learner's own error, whole (``NameError: name 'x' is not defined (solution.py, line 7)``)."""
 
 
 def _first_line(exc: ExceptionInfo) -> str:

@@ -18,7 +18,8 @@ from grader.constants import (
     SANDBOX_UID,
     SANDBOX_WORKDIR,
 )
-from grader.domain import Limits, RunMode, RunRequest
+from grader.domain import LearnerCode, Limits, RunMode, RunRequest
+from grader.domain.compare import REMOTE_IMPORT_ERROR
 from grader.errors import LimitsError
 from grader.sandbox.protocol import (
     ChildReport,
@@ -32,6 +33,8 @@ IMAGES = Path(__file__).resolve().parents[3] / "images"
 sys.path.insert(0, str(IMAGES / "harness"))
 
 from grader_harness import protocol as harness_protocol  # noqa: E402
+from grader_harness.jsonstate import type_name  # noqa: E402
+from grader_harness.rpc.errors import RemoteImportError  # noqa: E402
 from grader_harness.submission import parse_job  # noqa: E402
 
 TEMPLATE = (IMAGES / ENVIRONMENT_DOCKERFILE).read_text(encoding="utf-8")
@@ -104,3 +107,30 @@ def test_the_image_entrypoint_is_the_harness_command() -> None:
     assert tuple(json.loads(match[1])) == HARNESS_COMMAND
     assert harness_argv(("fastapi",)) == [*HARNESS_COMMAND, "--preimport", "fastapi"]
     assert harness_argv(()) == [*HARNESS_COMMAND, "--preimport"]
+
+
+def test_the_remote_import_error_the_domain_recognises_is_the_harness_class() -> None:
+    """``compare`` shows a learner's failed import by this class's qualified name."""
+    assert type_name(RemoteImportError) == REMOTE_IMPORT_ERROR
+
+
+def test_the_isolated_submission_lines_parse_in_the_harness() -> None:
+    """The judge's and the learner's lines of an isolated run are valid jobs for the harness."""
+    request = RunRequest(
+        mode=RunMode.PYTEST,
+        files={"test_x.py": "def test_a(): pass\n"},
+        entry="test_x.py",
+        learner=LearnerCode(files={"solution.py": "x = 1\n"}, modules=("solution",)),
+    )
+    judge = parse_job(json.loads(HarnessSubmission.of(request, Limits()).line()))
+    learner = parse_job(json.loads(HarnessSubmission.serving(request, Limits()).line()))
+    assert (judge.mode, judge.modules, sorted(judge.files)) == (
+        "judge",
+        ["solution"],
+        ["test_x.py"],
+    )
+    assert (learner.mode, learner.modules, learner.files) == (
+        "serve",
+        ["solution"],
+        {"solution.py": "x = 1\n"},
+    )

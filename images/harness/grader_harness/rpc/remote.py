@@ -16,6 +16,7 @@ import types
 import weakref
 from importlib.machinery import ModuleSpec
 
+from ..protocol import WORKDIR
 from .codec import CodecError, Decoder, Encoder, NotData, expect, expect_id
 from .endpoint import Failure, JudgeEndpoint, ProtocolError, RpcError
 from .errors import (
@@ -56,6 +57,9 @@ class RemoteModule(types.ModuleType):
     def __init__(self, session: RemoteSession, name: str) -> None:
         super().__init__(name)
         self.__spec__ = ModuleSpec(name, None)
+        # Where the module lives on the learner's side: Python's own messages name it
+        # ("cannot import name 'x' from 'solution' (/sandbox/solution.py)").
+        self.__file__ = f"{WORKDIR}/{name.replace('.', '/')}.py"
         self.__dict__["_grader_session"] = session
 
     def __getattr__(self, name: str) -> Any:
