@@ -72,6 +72,22 @@ def stored_records(redis_url: str) -> tuple[dict[str, list[str]], int, dict[str,
     return by_key, finals, stats
 
 
+def slowest(tracked: list[Tracked], count: int = 10) -> list[dict[str, Any]]:
+    """The submissions that took longest from accepted to final, with their attempts."""
+    timed = [t for t in tracked if t.accepted_at is not None and t.final_at is not None]
+    timed.sort(key=lambda t: (t.final_at or 0) - (t.accepted_at or 0), reverse=True)
+    return [
+        {
+            "key": t.planned.key,
+            "label": t.planned.label,
+            "seconds": round((t.final_at or 0) - (t.accepted_at or 0), 1),
+            "attempts": (t.final or {}).get("attempts"),
+            "verdict": ((t.final or {}).get("result") or {}).get("status"),
+        }
+        for t in timed[:count]
+    ]
+
+
 def report(summary: Summary, extra: dict[str, Any]) -> None:
     table = Table(title="soak: every figure but the first two must be 0")
     table.add_column("figure")
@@ -90,7 +106,8 @@ def report(summary: Summary, extra: dict[str, Any]) -> None:
     console.print(kinds)
     console.print(
         f"faults: {len(extra['faults'])}, restarts: {extra['restarts']}, "
-        f"client retries: {extra['client_retries']}, wall: {extra['wall_seconds']:.0f} s"
+        f"POST retries: {extra['post_retries']} ({extra['replays']} replays), "
+        f"poll retries: {extra['poll_retries']}, wall: {extra['wall_seconds']:.0f} s"
     )
     for problem in summary.problems[:20]:
         console.print(f"[red]{problem}")
@@ -139,13 +156,16 @@ def main(argv: list[str] | None = None) -> int:
         "worker_concurrency": args.worker_concurrency,
         "faults": soak.progress.faults,
         "restarts": dict(service.restarts),
-        "client_retries": soak.progress.retries,
+        "post_retries": soak.progress.post_retries,
+        "poll_retries": soak.progress.poll_retries,
+        "replays": soak.progress.replays,
         "wall_seconds": time.monotonic() - started,
         "final_records_in_store": finals,
         "verdict_counters": {
             k: int(v) for k, v in sorted(stats.items()) if k.startswith("verdict:")
         },
         "logs": str(folder),
+        "slowest": slowest(tracked),
     }
     report(summary, extra)
     write(args.out, args.name, summary, extra)
@@ -181,14 +201,18 @@ def run(
         done = threading.Event()
 
         def refresh() -> None:
-            while not done.wait(1.0):
+            while True:
+                stop = done.wait(1.0)
                 bar.update(accepted, completed=soak.progress.accepted)
                 bar.update(final, completed=soak.progress.final)
                 bar.update(
                     final,
                     description=f"final (faults {len(soak.progress.faults)}/{len(faults)}, "
-                    f"retries {soak.progress.retries})",
+                    f"POST retries {soak.progress.post_retries}, "
+                    f"replays {soak.progress.replays})",
                 )
+                if stop:
+                    return
 
         thread = threading.Thread(target=refresh, daemon=True)
         thread.start()

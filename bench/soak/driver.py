@@ -64,7 +64,12 @@ class Progress:
     total: int
     accepted: int = 0
     final: int = 0
-    retries: int = 0
+    posting: int = 0
+    """POSTs in flight now (a Redis kill waits for one, to catch a request mid-way)."""
+    post_retries: int = 0
+    poll_retries: int = 0
+    replays: int = 0
+    """POSTs answered 200 with an earlier submission: a retry found what a failed try stored."""
     faults: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -111,7 +116,7 @@ class Soak:
             await asyncio.gather(*clients)
             await faults
             self.drain_deadline = max(self.last_fault, time.monotonic()) + self.drain
-            self.say(f"all accepted; waiting up to {self.drain:.0f} s for the rest to finish")
+            self.say(f"{self._clock()} all accepted; waiting up to {self.drain:.0f} s for the rest")
             await self._drain(client)
         return self.tracked
 
@@ -131,14 +136,20 @@ class Soak:
         headers = {"Idempotency-Key": item.planned.key}
         delay = 0.5
         while True:
+            self.progress.posting += 1
             try:
                 response = await client.post(
                     "/v1/submissions", json=item.planned.body(), headers=headers
                 )
             except httpx.HTTPError:
                 response = None
+            finally:
+                self.progress.posting -= 1
             if response is not None and response.is_success:
+                if response.status_code == 200 and delay > 0.5:
+                    self.progress.replays += 1
                 item.ids.add(response.json()["id"])
+                item.accepted_at = time.monotonic()
                 self._saw(item, response.json())
                 self.progress.accepted += 1
                 return True
@@ -148,7 +159,7 @@ class Soak:
                 )
                 item.refused = f"{response.status_code} {response.text[:200]}"
                 return False
-            self.progress.retries += 1
+            self.progress.post_retries += 1
             await asyncio.sleep(delay + self.rng.uniform(0, delay))
             delay = min(delay * 2, 5.0)
 
@@ -161,6 +172,7 @@ class Soak:
                     f"/v1/submissions/{submission_id}", params={"wait": POLL_WAIT}
                 )
             except httpx.HTTPError:
+                self.progress.poll_retries += 1
                 await asyncio.sleep(1.0)
                 continue
             if response.status_code == 404:
@@ -168,6 +180,7 @@ class Soak:
                 await asyncio.sleep(1.0)  # a 404 is lost unless a later read finds it
                 continue
             if not response.is_success:
+                self.progress.poll_retries += 1
                 await asyncio.sleep(1.0)
                 continue
             item.missing = False
@@ -178,6 +191,10 @@ class Soak:
         item.final = record
         if not was_final and self._is_final(item):
             self.progress.final += 1
+            item.final_at = time.monotonic()
+
+    def _clock(self) -> str:
+        return f"[{time.monotonic() - self.started:6.0f} s]"
 
     @staticmethod
     def _is_final(item: Tracked) -> bool:
@@ -196,15 +213,24 @@ class Soak:
 
     # faults -------------------------------------------------------------------------------
 
+    async def _until_posting(self, timeout: float = 30.0) -> None:
+        """Until a POST is in flight (or ``timeout`` s): the kill then lands mid-request."""
+        deadline = time.monotonic() + timeout
+        while self.progress.posting == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.002)
+
     async def _faults(self) -> None:
         for fault in self.faults:
             while self.progress.accepted < fault.at * self.progress.total:
                 await asyncio.sleep(0.5)
             await asyncio.sleep(self.rng.uniform(0, 3))
+            if fault.kind == "redis":  # mid-request: is an accepted-or-not POST retried right?
+                await self._until_posting()
             record: dict[str, Any] = {
                 "kind": fault.kind,
                 "at_accepted": self.progress.accepted,
                 "at_seconds": round(time.monotonic() - self.started, 1),
+                "posts_in_flight": self.progress.posting,
             }
             if fault.kind == "redis":
                 down = self.rng.uniform(3, 10)
@@ -222,4 +248,4 @@ class Soak:
                 record["pid"] = await asyncio.to_thread(self.service.kill_worker_child, index)
             self.last_fault = time.monotonic()
             self.progress.faults.append(record)
-            self.say(f"[yellow]fault: {record}")
+            self.say(f"[yellow]{self._clock()} fault: {record}")
