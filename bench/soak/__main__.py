@@ -43,7 +43,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--worker-kills", type=int, default=4, help="SIGKILLs of a whole worker")
     parser.add_argument("--child-kills", type=int, default=2, help="SIGKILLs of a pool process")
     parser.add_argument("--redis-kills", type=int, default=2)
-    parser.add_argument("--patience", type=float, default=300, help="s a client follows one")
+    parser.add_argument("--patience", type=float, default=900, help="s a client follows one")
     parser.add_argument("--drain", type=float, default=600, help="s to wait after the last fault")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
@@ -73,19 +73,28 @@ def stored_records(redis_url: str) -> tuple[dict[str, list[str]], int, dict[str,
 
 
 def slowest(tracked: list[Tracked], count: int = 10) -> list[dict[str, Any]]:
-    """The submissions that took longest from accepted to final, with their attempts."""
-    timed = [t for t in tracked if t.accepted_at is not None and t.final_at is not None]
-    timed.sort(key=lambda t: (t.final_at or 0) - (t.accepted_at or 0), reverse=True)
-    return [
-        {
-            "key": t.planned.key,
-            "label": t.planned.label,
-            "seconds": round((t.final_at or 0) - (t.accepted_at or 0), 1),
-            "attempts": (t.final or {}).get("attempts"),
-            "verdict": ((t.final or {}).get("result") or {}).get("status"),
-        }
-        for t in timed[:count]
-    ]
+    """The submissions that took longest from created to finished, by the store's own
+    timestamps (one host, one clock), with how long each waited queued and its attempts."""
+    rows: list[dict[str, Any]] = []
+    for item in tracked:
+        record = item.final or {}
+        stamps = [record.get(k) for k in ("created_at", "started_at", "finished_at")]
+        if not all(isinstance(v, str) for v in stamps):
+            continue
+        created, started, finished = (datetime.fromisoformat(str(v)) for v in stamps)
+        rows.append(
+            {
+                "key": item.planned.key,
+                "id": record.get("id"),
+                "label": item.planned.label,
+                "seconds": round((finished - created).total_seconds(), 1),
+                "last_start_after": round((started - created).total_seconds(), 1),
+                "attempts": record.get("attempts"),
+                "verdict": (record.get("result") or {}).get("status"),
+            }
+        )
+    rows.sort(key=lambda r: r["seconds"], reverse=True)
+    return rows[:count]
 
 
 def report(summary: Summary, extra: dict[str, Any]) -> None:
@@ -201,8 +210,15 @@ def run(
         done = threading.Event()
 
         def refresh() -> None:
+            ticks = 0
             while True:
                 stop = done.wait(1.0)
+                ticks += 1
+                if not console.is_terminal and ticks % 30 == 0:  # a log gets a line now and then
+                    console.print(
+                        f"[{ticks:6d} s] accepted {soak.progress.accepted}/{len(planned)}, "
+                        f"final {soak.progress.final}, faults {len(soak.progress.faults)}"
+                    )
                 bar.update(accepted, completed=soak.progress.accepted)
                 bar.update(final, completed=soak.progress.final)
                 bar.update(

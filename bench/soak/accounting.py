@@ -67,9 +67,6 @@ class Tracked:
     """The last read answered 404."""
     refused: str | None = None
     """Why the API refused it for good (a 4xx): a mistake of the mix, never accepted."""
-    accepted_at: float | None = None
-    final_at: float | None = None
-    """When the client first held it accepted, and final (monotonic seconds)."""
 
     @property
     def accepted(self) -> bool:

@@ -149,7 +149,6 @@ class Soak:
                 if response.status_code == 200 and delay > 0.5:
                     self.progress.replays += 1
                 item.ids.add(response.json()["id"])
-                item.accepted_at = time.monotonic()
                 self._saw(item, response.json())
                 self.progress.accepted += 1
                 return True
@@ -191,7 +190,6 @@ class Soak:
         item.final = record
         if not was_final and self._is_final(item):
             self.progress.final += 1
-            item.final_at = time.monotonic()
 
     def _clock(self) -> str:
         return f"[{time.monotonic() - self.started:6.0f} s]"
