@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import signal
 import sys
@@ -136,8 +137,12 @@ def main(argv: list[str] | None = None) -> int:
         redis_kills=args.redis_kills,
     )
     folder = Path(tempfile.mkdtemp(prefix="grader-soak-"))
+    # The deployment given (GRADER_SANDBOX__DEPLOYMENT), or one of this run's own: the soak
+    # reaps every sandbox of its deployment on the way out, never another stack's.
+    deployment = os.environ.get("GRADER_SANDBOX__DEPLOYMENT") or f"soak-{run_id.lower()}"
     service = Service(
         folder,
+        deployment,
         workers=args.workers,
         concurrency=args.worker_concurrency,
         pool_size=args.pool_size,
@@ -146,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     console.print(
         f"soak {run_id}: {args.submissions} submissions, concurrency {args.concurrency}, "
-        f"{args.workers} workers, seed {seed}, logs in {folder}"
+        f"{args.workers} workers, seed {seed}, sandboxes labelled {deployment}, logs in {folder}"
     )
     started = time.monotonic()
     try:

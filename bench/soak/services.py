@@ -33,6 +33,8 @@ class Service:
     """Everything the soak drives, and the log of what happened to it."""
 
     folder: Path
+    deployment: str
+    """The sandbox label of this run's workers; only its containers are reaped at the end."""
     workers: int = 2
     concurrency: int = 1
     pool_size: int = 1
@@ -64,6 +66,7 @@ class Service:
                 name=f"soak{index + 1}",
                 pool_size=self.pool_size,
                 concurrency=self.concurrency,
+                env={"GRADER_SANDBOX__DEPLOYMENT": self.deployment},
             )
             self.worker_processes.append(worker)
             worker.start(wait=False)
@@ -124,7 +127,8 @@ class Service:
             self.redis.stop(graceful=False)
         with contextlib.suppress(Exception):  # whatever a killed worker left behind
             settings = Settings()
-            DockerSandbox.from_settings(settings.sandbox, settings.images.repository).reap()
+            sandbox = settings.sandbox.model_copy(update={"deployment": self.deployment})
+            DockerSandbox.from_settings(sandbox, settings.images.repository).reap()
 
     # faults -------------------------------------------------------------------------------
 
