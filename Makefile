@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps images up down test lint fmt bench gvisor clean
+.PHONY: help setup system-deps images up down test lint fmt bench soak gvisor clean
 
 help:  ## list the verbs
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ test: images  ## build what is missing, then run the whole test suite (real Dock
 bench: images system-deps  ## benchmark vs docker run and epicbox (writes bench/results/)
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
+
+soak: images system-deps  ## fault-injection soak: 1000 submissions while workers and Redis are SIGKILLed
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 lint: setup  ## ruff, formatting and mypy --strict
 	$(BIN)/ruff check .
