@@ -207,7 +207,7 @@ class DockerSandbox:
         with self.busy():
             ready, warm = self.take(environment, request, limits)
             try:
-                observation = self._execute(ready, line, request, limits, pool_hit=warm is not None)
+                observation = self._execute(ready, line, request, limits, pool_hit=warm)
             except BaseException as exc:
                 log.warning(
                     "sandbox_run_failed", container_id=ready.container_id, error=repr(exc)[:300]
