@@ -111,7 +111,7 @@ def _send_unsent(current: Runtime, at: float, done: Sweep) -> None:
     and a send that fails is tried again by a later sweep."""
     store = current.store
     due = at - current.settings.queue.unsent_after_seconds
-    for submission_id in store.runs_due(due, SWEEP_BATCH):
+    for submission_id in store.runs_due(due, SWEEP_BATCH, at):
         try:
             seen = store.get(submission_id)
             environment = _environment(current, seen) if seen else None

@@ -288,11 +288,13 @@ class SubmissionStore(ClusterStore):
         except redis.RedisError as exc:
             raise StoreError(f"cannot read the outbox of runs: {exc}") from None
 
-    def runs_due(self, before: float, limit: int) -> list[str]:
+    def runs_due(self, before: float, limit: int, at: float | None = None) -> list[str]:
         """Claim up to ``limit`` entries of the outbox of runs stored (or last claimed) before
-        ``before``: each is re-scored to now, so no other claimer takes it until due again."""
+        ``before``: each is re-scored to ``at`` (now), so no other claimer takes it until due
+        again."""
+        claimed = time.time() if at is None else at
         try:
-            due = self._claim_due(keys=[RUN_OUTBOX], args=[before, time.time(), limit])
+            due = self._claim_due(keys=[RUN_OUTBOX], args=[before, claimed, limit])
         except redis.RedisError as exc:
             raise StoreError(f"cannot read the outbox of runs: {exc}") from None
         return [text(i) for i in cast(list[bytes], due)]
