@@ -108,6 +108,12 @@ class QueueSettings(BaseModel):
     )
     max_retries: int = Field(default=3, ge=0, description="Retries of infrastructure failures")
     retry_backoff_max_seconds: int = Field(default=30, ge=1)
+    unsent_after_seconds: int = Field(
+        default=30,
+        ge=1,
+        description="A queued submission whose task is not known to be sent (the broker or "
+        "the API failed between storing and sending) is sent by a sweep after this",
+    )
     environments: list[str] = Field(
         default_factory=list, description="Queues this worker consumes (default: all)"
     )

@@ -10,7 +10,10 @@ stuck, as one more attempt, or past the retry budget ends it ``failed`` with
 - ``running`` in a worker process whose heartbeat expired (SIGKILL, OOM, a hard time limit);
 - ``running`` for longer than any task can run (the hard time limit) and a retry countdown;
 - ``queued`` for longer than Celery takes to redeliver a task (the visibility timeout) and
-  to run it.
+  to run it;
+- ``queued`` and still in the outbox of runs ``unsent_after_seconds`` after it was stored:
+  its task was never sent (the broker failed, or the API died, between storing and sending).
+  It is sent now, counted as a re-queue but not as an attempt (none was lost).
 
 Each re-queue or failure is conditional on the record being unchanged since the sweeper
 read it (compared by ``updated_at`` inside a WATCH/MULTI), so of two sweepers racing for one
@@ -49,6 +52,8 @@ class Sweep:
     """What one sweep did."""
 
     requeued: list[str] = field(default_factory=list)
+    sent: list[str] = field(default_factory=list)
+    """Queued submissions whose task had never been sent."""
     failed: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
 
@@ -66,7 +71,7 @@ def sweep_forever(current: Runtime) -> None:
         except Exception:  # the sweeper must outlive any one bad record or bug
             log.exception("sweep_crashed")
         else:
-            if done.requeued or done.failed or done.webhooks:
+            if done.requeued or done.sent or done.failed or done.webhooks:
                 log.info("swept", **vars(done))
 
 
@@ -75,13 +80,14 @@ def sweep(current: Runtime, now: float | None = None) -> Sweep:
     at = time.time() if now is None else now
     store, limits, done = current.store, current.budget, Sweep()
     store.count("sweeps")
+    _send_unsent(current, at, done)
     orphans = set(store.orphans())
     stale = store.stale(
         queued_before=at - limits.queued_stale,
         running_before=at - limits.running_stale,
         limit=SWEEP_BATCH,
     )
-    for submission_id in dict.fromkeys([*stale, *orphans]):
+    for submission_id in dict.fromkeys(i for i in [*stale, *orphans] if i not in done.sent):
         try:
             seen = store.get(submission_id)
             if seen is None or seen.status in FINAL:
@@ -99,6 +105,36 @@ def sweep(current: Runtime, now: float | None = None) -> Sweep:
     return done
 
 
+def _send_unsent(current: Runtime, at: float, done: Sweep) -> None:
+    """Send the task of each queued submission left in the outbox of runs for longer than
+    ``unsent_after_seconds``. Claiming an entry re-scores it, so of two sweepers one sends it,
+    and a send that fails is tried again by a later sweep."""
+    store = current.store
+    due = at - current.settings.queue.unsent_after_seconds
+    for submission_id in store.runs_due(due, SWEEP_BATCH, at):
+        try:
+            seen = store.get(submission_id)
+            environment = _environment(current, seen) if seen else None
+            if seen is None or seen.status is not SubmissionStatus.QUEUED or environment is None:
+                store.run_queued(submission_id)  # nothing to send (the stale sweep ends it)
+                continue
+            current.queue.enqueue_run(seen.id, environment)
+            store.run_queued(seen.id, count="sweep_requeues")
+        except GraderError:
+            raise  # Redis or the broker is down: the entry is due again after the margin
+        except Exception:  # one unreadable record must not stop the others being sent
+            log.exception("sweep_skipped", submission_id=submission_id)
+            continue
+        log.warning("unsent_submission_sent", submission_id=seen.id, environment=environment)
+        done.sent.append(seen.id)
+
+
+def _environment(current: Runtime, seen: Submission) -> str | None:
+    """Where the submission runs: as stored, or (an older record) its challenge's."""
+    challenge = current.challenges.get(seen.challenge_id)
+    return seen.environment or (challenge.environment if challenge else None)
+
+
 def _stuck(seen: Submission, at: float, limits: timing.Budget, *, orphaned: bool) -> bool:
     if seen.status is SubmissionStatus.QUEUED:
         return seen.updated_at.timestamp() <= at - limits.queued_stale
@@ -114,8 +150,7 @@ def _settle(current: Runtime, seen: Submission, done: Sweep) -> None:
     """
     bound = log.bind(submission_id=seen.id, status=seen.status.value, attempts=seen.attempts)
     tries = seen.attempts + (1 if seen.status is SubmissionStatus.QUEUED else 0)
-    challenge = current.challenges.get(seen.challenge_id)
-    environment = seen.environment or (challenge.environment if challenge else None)
+    environment = _environment(current, seen)
 
     def unchanged(stored: Submission) -> bool:
         return stored.status is seen.status and stored.updated_at == seen.updated_at
@@ -147,8 +182,10 @@ def _settle(current: Runtime, seen: Submission, done: Sweep) -> None:
             return None
         return stored.model_copy(update={"status": SubmissionStatus.QUEUED, "attempts": tries})
 
-    _, written = current.store.update(seen.id, requeued, count="sweep_requeues")
-    if written:  # ours alone: enqueue it (if this fails, it is stuck again and found again)
+    _, written = current.store.update(seen.id, requeued, count="sweep_requeues", unsent=True)
+    if written:  # ours alone: enqueue it (if this fails, a sweep sends it from the outbox)
         current.queue.enqueue_run(seen.id, environment)
+        with suppress(GraderError):  # else a pickup, or a duplicate that grades nothing, does
+            current.store.run_queued(seen.id)
         bound.warning("stuck_submission_requeued", environment=environment)
         done.requeued.append(seen.id)

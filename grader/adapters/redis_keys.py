@@ -37,3 +37,9 @@ WEBHOOK_OUTBOX: Final = f"{PREFIX}outbox:webhooks"
 """Sorted set of submission ids whose webhook is still to be queued, scored by when it was
 due (or last claimed): a result is stored together with its entry here, so a crash or a
 Redis restart between storing and queueing the webhook loses nothing."""
+RUN_OUTBOX: Final = f"{PREFIX}outbox:runs"
+"""Sorted set of ``queued`` submission ids whose run task is not known to be sent, scored by
+when they were stored (or last claimed): a submission is stored together with its entry here,
+which goes once its task is sent or an attempt starts. So a Redis death or an API crash
+between storing and sending costs a replay's re-send or a sweep's (after a short margin), not
+the sweeper's queued deadline."""

@@ -1,5 +1,6 @@
 """The submission store in Redis: submissions, results, idempotency keys, the index of
-unfinished submissions and the webhook outbox (the rest of what Redis holds: ``cluster.py``).
+unfinished submissions and the outboxes of runs and webhooks (the rest of what Redis holds:
+``cluster.py``).
 
 The one way product code reaches Redis (besides Celery's broker and the API's completion
 subscription); key names are in ``redis_keys``. One JSON document per submission, kept for the
@@ -31,6 +32,7 @@ from .redis_keys import (
     IDEMPOTENCY,
     LATENCY,
     QUEUED,
+    RUN_OUTBOX,
     RUNNERS,
     RUNNING,
     STATS,
@@ -70,7 +72,11 @@ class SubmissionStore(ClusterStore):
     def create(
         self, submission: Submission, idempotency_key: str | None = None
     ) -> tuple[Submission, bool]:
-        """Store a new submission; with an idempotency key, return the earlier one instead."""
+        """Store a new submission; with an idempotency key, return the earlier one instead.
+
+        A new submission goes into the outbox of runs with it (``run_queued`` takes it out once
+        its task is sent).
+        """
         try:
             if idempotency_key is not None:
                 digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
@@ -81,20 +87,21 @@ class SubmissionStore(ClusterStore):
                     if found is not None:
                         return found, False
                     self._redis.set(key, submission.id, ex=self._retention)
-            self.save(submission)
+            self.save(submission, unsent=True)
         except redis.RedisError as exc:
             raise StoreError(f"cannot store the submission: {exc}") from None
         return submission, True
 
-    def save(self, submission: Submission) -> None:
-        """Write the record as it is, indexed by its status."""
+    def save(self, submission: Submission, *, unsent: bool = False) -> None:
+        """Write the record as it is, indexed by its status; ``unsent``: a queued one whose
+        task is still to be sent, in the outbox of runs."""
         submission.updated_at = now()
         try:
             pipe = self._redis.pipeline()
             pipe.set(
                 f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention
             )
-            _index(pipe, submission)
+            _index(pipe, submission, unsent=unsent)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot save submission {submission.id}: {exc}") from None
@@ -127,10 +134,12 @@ class SubmissionStore(ClusterStore):
         *,
         worker: str | None = None,
         count: str | None = None,
+        unsent: bool = False,
     ) -> tuple[Submission | None, bool]:
         """Replace the stored record by ``change(record)`` atomically, unless that is None: two
-        callers never both act on one state. ``count`` names a counter bumped with the write.
-        Returns the record as it now is (None if missing) and whether it was written."""
+        callers never both act on one state. ``count`` names a counter bumped with the write;
+        ``unsent`` puts a queued record in the outbox of runs with it. Returns the record as it
+        now is (None if missing) and whether it was written."""
         key = f"{SUBMISSION}{submission_id}"
 
         def attempt(pipe: Pipeline) -> tuple[Submission | None, bool]:
@@ -142,7 +151,7 @@ class SubmissionStore(ClusterStore):
             changed.updated_at = now()
             pipe.multi()
             pipe.set(key, changed.model_dump_json(), ex=self._retention)
-            _index(pipe, changed, worker)
+            _index(pipe, changed, worker, unsent=unsent)
             if count is not None:
                 pipe.hincrby(STATS, count, 1)
             return changed, True
@@ -267,9 +276,40 @@ class SubmissionStore(ClusterStore):
             pipe.zrem(QUEUED, submission_id)
             pipe.zrem(RUNNING, submission_id)
             pipe.hdel(RUNNERS, submission_id)
+            pipe.zrem(RUN_OUTBOX, submission_id)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot unindex submission {submission_id}: {exc}") from None
+
+    def run_unsent(self, submission_id: str) -> bool:
+        """Whether this submission's run task is not known to be sent (in the outbox of runs)."""
+        try:
+            return self._redis.zscore(RUN_OUTBOX, submission_id) is not None
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot read the outbox of runs: {exc}") from None
+
+    def runs_due(self, before: float, limit: int, at: float | None = None) -> list[str]:
+        """Claim up to ``limit`` entries of the outbox of runs stored (or last claimed) before
+        ``before``: each is re-scored to ``at`` (now), so no other claimer takes it until due
+        again."""
+        claimed = time.time() if at is None else at
+        try:
+            due = self._claim_due(keys=[RUN_OUTBOX], args=[before, claimed, limit])
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot read the outbox of runs: {exc}") from None
+        return [text(i) for i in cast(list[bytes], due)]
+
+    def run_queued(self, submission_id: str, *, count: str | None = None) -> None:
+        """The run task of this submission is sent: out of the outbox of runs; ``count`` names
+        a counter bumped with it."""
+        try:
+            pipe = self._redis.pipeline()
+            pipe.zrem(RUN_OUTBOX, submission_id)
+            if count is not None:
+                pipe.hincrby(STATS, count, 1)
+            pipe.execute()
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot update the outbox of runs: {exc}") from None
 
     def webhooks_due(self, before: float, limit: int) -> list[str]:
         """Claim up to ``limit`` webhooks of the outbox due since ``before``: each is re-scored
@@ -288,13 +328,22 @@ class SubmissionStore(ClusterStore):
             raise StoreError(f"cannot update the webhook outbox: {exc}") from None
 
 
-def _index(pipe: Pipeline, submission: Submission, worker: str | None = None) -> None:
-    """Keep the record's place in the index of unfinished submissions in step with its status."""
+def _index(
+    pipe: Pipeline, submission: Submission, worker: str | None = None, *, unsent: bool = False
+) -> None:
+    """Keep the record's place in the index of unfinished submissions in step with its status.
+
+    Only a queued record waits in the outbox of runs: a started attempt or a final record
+    proves its task was delivered, or that none is needed.
+    """
     sid, status = submission.id, submission.status
     if status is SubmissionStatus.QUEUED:
         pipe.zadd(QUEUED, {sid: submission.updated_at.timestamp()})
+        if unsent:
+            pipe.zadd(RUN_OUTBOX, {sid: submission.updated_at.timestamp()})
     else:
         pipe.zrem(QUEUED, sid)
+        pipe.zrem(RUN_OUTBOX, sid)
     if status is SubmissionStatus.RUNNING:
         started = submission.started_at or submission.updated_at
         pipe.zadd(RUNNING, {sid: started.timestamp()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, suppress
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -69,7 +69,11 @@ def _store_and_queue(
     idempotency_key: str | None,
     submission_id: str,
 ) -> tuple[Submission, bool]:
-    """Store an admitted submission and queue it (a choice is graded here instead)."""
+    """Store an admitted submission and queue it (a choice is graded here instead).
+
+    A replay (same ``Idempotency-Key``) of a submission whose task was never sent (the broker
+    failed, or the API died, between storing and sending) sends it now.
+    """
     submission = Submission(
         id=submission_id,
         key_id=key.id,
@@ -83,14 +87,28 @@ def _store_and_queue(
     )
     stored, created = state.store.create(submission, idempotency_key)
     if not created:
+        if stored.status is SubmissionStatus.QUEUED and state.store.run_unsent(stored.id):
+            _send_run(state, stored, stored.environment or challenge.environment)
         return stored, False
     if body.choice is not None:  # no code to run: graded here, against the key
         state.store.finish(stored, grade_choice(challenge, body.choice))
         if stored.callback_url:
             state.queue.enqueue_webhook(stored.id)
         return stored, True
-    state.queue.enqueue_run(stored.id, challenge.environment)
+    _send_run(state, stored, challenge.environment)
     return stored, True
+
+
+def _send_run(state: ApiState, submission: Submission, environment: str) -> None:
+    """Send the run task, then take the submission out of the outbox of runs.
+
+    Once sent, failing to take it out is no error: a worker's pickup takes it out too, and a
+    second task for one submission stores nothing twice (``store.complete`` leaves a final
+    record alone, and a pickup of one runs nothing).
+    """
+    state.queue.enqueue_run(submission.id, environment)
+    with suppress(StoreError):
+        state.store.run_queued(submission.id)
 
 
 def _limit_and_accept(

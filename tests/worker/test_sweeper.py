@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from grader.adapters.redis_keys import QUEUED, RUNNERS, RUNNING, WEBHOOK_OUTBOX
+from grader.adapters.redis_keys import QUEUED, RUN_OUTBOX, RUNNERS, RUNNING, WEBHOOK_OUTBOX
 from grader.adapters.store import SubmissionStore
 from grader.constants import QUEUE_WEBHOOKS
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
+from grader.errors import QueueError
 from grader.testing import RedisServer
 from tests.worker.support import printing, queued_ids, runtime_with, submitted
 from worker import timing
@@ -93,6 +94,7 @@ def test_a_queued_submission_whose_task_was_lost_is_requeued_as_an_attempt(
     """Queued for longer than Celery's own redelivery and a run: queued again, and the lost
     delivery counts as an attempt."""
     submission_id = submitted(current.store)
+    current.store.run_queued(submission_id)  # its task was sent, then lost
     now = time.time()
     assert sweep(current, now + 60) == Sweep()
     assert sweep(current, now + current.budget.queued_stale + 1) == Sweep(requeued=[submission_id])
@@ -139,6 +141,8 @@ def test_two_sweepers_at_once_requeue_each_stuck_submission_once(
     stuck = sorted(running_in(current, GONE).id for _ in range(30))
     sweepers = [current, another(own_redis)]
     at = time.time() + timing.HEARTBEAT_TTL_SECONDS + 1
+    for sweeper in sweepers:  # a re-queue's outbox entry is not due at this simulated time
+        sweeper.settings.queue.unsent_after_seconds = 2 * timing.HEARTBEAT_TTL_SECONDS
     start = threading.Barrier(len(sweepers))
     results: list[Sweep] = []
 
@@ -223,3 +227,96 @@ def test_an_unreadable_record_does_not_stop_a_sweep(current: Runtime) -> None:
     at = time.time() + timing.HEARTBEAT_TTL_SECONDS + 1
     assert sweep(current, at) == Sweep(requeued=[stuck.id])
     assert queued_ids(client) == [stuck.id]
+
+
+def refuse(submission_id: str, environment: str) -> None:
+    raise QueueError("cannot queue grader.run_submission: Error 111 connecting to redis")
+
+
+def test_a_submission_stored_but_never_sent_is_sent_after_the_short_margin(
+    current: Runtime,
+) -> None:
+    """Stored queued, its task never sent (the API died in between): left alone within
+    ``unsent_after_seconds``, then sent once, counted as a re-queue, not as an attempt."""
+    submission_id = submitted(current.store)
+    stored = current.store.get(submission_id)
+    margin = current.settings.queue.unsent_after_seconds
+    assert margin < current.budget.queued_stale
+    now = time.time()
+    assert sweep(current, now + margin - 1) == Sweep()
+    assert queued_ids(current.store.client) == []
+    assert sweep(current, now + margin + 1) == Sweep(sent=[submission_id])
+    assert sweep(current, now + margin + 1) == Sweep()
+    client = current.store.client
+    assert queued_ids(client) == [submission_id]
+    assert client.zscore(RUN_OUTBOX, submission_id) is None
+    assert current.store.get(submission_id) == stored  # still queued, at no attempt
+    stats, _ = current.store.stats()
+    assert (stats["sweeps"], stats["sweep_requeues"]) == (3, 1)
+
+
+def test_an_unsent_submission_the_broker_refuses_is_sent_by_a_later_sweep(
+    current: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker is down at the sweep: nothing is sent or counted, the entry stays, and a
+    sweep once the margin has passed again sends it."""
+    submission_id = submitted(current.store)
+    margin = current.settings.queue.unsent_after_seconds
+    refused = time.time() + margin + 1
+    with monkeypatch.context() as patch:
+        patch.setattr(current.queue, "enqueue_run", refuse)
+        with pytest.raises(QueueError):
+            sweep(current, refused)
+    client = current.store.client
+    assert client.zscore(RUN_OUTBOX, submission_id) == refused  # claimed then
+    assert "sweep_requeues" not in current.store.stats()[0]
+    assert sweep(current, refused + margin - 1) == Sweep()
+    assert sweep(current, refused + margin + 1) == Sweep(sent=[submission_id])
+    assert queued_ids(client) == [submission_id]
+
+
+def test_two_sweepers_at_once_send_each_unsent_submission_once(
+    current: Runtime, own_redis: RedisServer
+) -> None:
+    """Two processes sweeping the same never-sent submissions at the same moment: every one
+    is sent exactly once, by one of them."""
+    unsent = sorted(submitted(current.store) for _ in range(30))
+    sweepers = [current, another(own_redis)]
+    at = time.time() + current.settings.queue.unsent_after_seconds + 1
+    start = threading.Barrier(len(sweepers))
+    results: list[Sweep] = []
+
+    def sweep_now(runtime: Runtime) -> None:
+        start.wait()
+        results.append(sweep(runtime, at))
+
+    threads = [threading.Thread(target=sweep_now, args=(r,)) for r in sweepers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sweepers[1].store.close()
+    assert sorted(sid for result in results for sid in result.sent) == unsent
+    assert sorted(queued_ids(current.store.client)) == unsent
+    assert current.store.stats()[0]["sweep_requeues"] == len(unsent)
+
+
+def test_a_requeue_the_broker_refused_is_sent_from_the_outbox(
+    current: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweeper re-queued a dead worker's submission but could not send its task: the next
+    sweep past the short margin sends it, not one past the queued deadline."""
+    stuck = running_in(current, GONE)
+    orphaned = time.time() + timing.HEARTBEAT_TTL_SECONDS + 1
+    with monkeypatch.context() as patch:
+        patch.setattr(current.queue, "enqueue_run", refuse)
+        with pytest.raises(QueueError):
+            sweep(current, orphaned)
+    record = current.store.get(stuck.id)
+    assert record is not None and (record.status, record.attempts) == (SubmissionStatus.QUEUED, 1)
+    assert queued_ids(current.store.client) == []
+    later = record.updated_at.timestamp() + current.settings.queue.unsent_after_seconds + 1
+    assert later < record.updated_at.timestamp() + current.budget.queued_stale
+    assert sweep(current, later) == Sweep(sent=[stuck.id])
+    assert queued_ids(current.store.client) == [stuck.id]
+    assert current.store.get(stuck.id) == record

@@ -139,6 +139,39 @@ def test_a_graded_submission_redelivered_is_left_alone(
     assert len(sandbox.runs) == 1
 
 
+def test_a_duplicate_delivered_while_the_first_runs_never_overwrites_its_verdict(
+    store: SubmissionStore, redis_server: RedisServer
+) -> None:
+    """A second task for one submission (its send was repeated) picked up while the first
+    attempt runs: the first verdict stored stays, stored and counted once; the other
+    attempt's result, even a different one, is dropped."""
+    outputs = iter(["wrong\n", "2\n"])  # the first attempt's, then the duplicate's
+    duplicate: list[Retry | None] = []
+
+    def run_with_a_duplicate_inside(environment: str, _: RunRequest) -> Observation:
+        text = next(outputs)
+        if text == "wrong\n":  # the duplicate is delivered and graded while this one runs
+            duplicate.append(grade_submission(current, submission_id, retries=0))
+        return completed(environment, stdout=CapturedStream(text=text, bytes=len(text)))
+
+    sandbox = FakeSandbox(run_with_a_duplicate_inside)
+    current = runtime_with(store, sandbox, redis_server.url)
+    submission_id = submitted(store)
+    before, _ = store.stats()
+    assert grade_submission(current, submission_id, retries=0) is None
+    assert duplicate == [None]
+    stored = store.get(submission_id)
+    assert stored is not None and stored.verdict is not None
+    assert (stored.status, stored.verdict.status) == (SubmissionStatus.DONE, VerdictStatus.PASSED)
+    assert stored.attempts == 2
+    after, _ = store.stats()
+    assert after["verdict:passed"] - before.get("verdict:passed", 0) == 1
+    assert after.get("verdict:failed", 0) == before.get("verdict:failed", 0)
+    assert len(sandbox.runs) == 2
+    assert grade_submission(current, submission_id, retries=0) is None  # a third, after it
+    assert (store.get(submission_id), len(sandbox.runs)) == (stored, 2)
+
+
 def test_an_unknown_challenge_is_rejected(
     store: SubmissionStore, redis_server: RedisServer
 ) -> None:

@@ -7,7 +7,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from grader.adapters.redis_keys import DONE_CHANNEL, QUEUED, RUNNERS, RUNNING, WEBHOOK_OUTBOX
+from grader.adapters.redis_keys import (
+    DONE_CHANNEL,
+    QUEUED,
+    RUN_OUTBOX,
+    RUNNERS,
+    RUNNING,
+    WEBHOOK_OUTBOX,
+)
 from grader.adapters.store import SubmissionStore, new_id
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
@@ -160,3 +167,47 @@ def test_a_due_webhook_is_claimed_by_one_caller(store: SubmissionStore) -> None:
     assert submission.id not in store.webhooks_due(before, 1000)
     store.webhook_queued(submission.id)
     assert store.client.zscore(WEBHOOK_OUTBOX, submission.id) is None
+
+
+def test_a_new_submission_waits_in_the_outbox_of_runs_until_its_task_is_sent(
+    store: SubmissionStore,
+) -> None:
+    """Stored with its outbox entry; sent: out, and a replay of it finds nothing to send."""
+    submission, _ = store.create(fresh(), "sent-once")
+    assert store.client.zscore(RUN_OUTBOX, submission.id) == submission.updated_at.timestamp()
+    assert store.run_unsent(submission.id) is True
+    store.run_queued(submission.id)
+    replayed, created = store.create(fresh(), "sent-once")
+    assert (replayed.id, created) == (submission.id, False)
+    assert store.run_unsent(submission.id) is False
+    assert store.client.zscore(RUN_OUTBOX, submission.id) is None
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_a_pickup_or_a_result_takes_a_submission_out_of_the_outbox_of_runs(
+    store: SubmissionStore, final: bool
+) -> None:
+    """Its task was delivered (or none is needed) even if the sender never said it was sent."""
+    submission, _ = store.create(fresh())
+    if final:
+        store.finish(submission, Verdict(status=VerdictStatus.PASSED))
+    else:
+        store.mark_running(submission.id, worker="host:1")
+    assert store.run_unsent(submission.id) is False
+
+
+def test_a_due_run_is_claimed_by_one_caller_and_counted_when_sent(
+    store: SubmissionStore,
+) -> None:
+    """Claiming an unsent run re-scores it (a second claimer gets nothing until it is due
+    again); sending it takes it out and bumps the counter named."""
+    submission, _ = store.create(fresh())
+    before = time.time()
+    counted = store.stats()[0].get("unsent_test", 0)
+    assert submission.id not in store.runs_due(submission.updated_at.timestamp() - 1, 1000)
+    assert submission.id in store.runs_due(before, 1000)
+    assert submission.id not in store.runs_due(before, 1000)
+    assert store.run_unsent(submission.id) is True
+    store.run_queued(submission.id, count="unsent_test")
+    assert store.run_unsent(submission.id) is False
+    assert store.stats()[0]["unsent_test"] == counted + 1

@@ -10,12 +10,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from grader.adapters.queue import queue_for
 from grader.api.app import create_app
 from grader.api.errors import INTERNAL, UNAVAILABLE
 from grader.errors import QueueError
 from grader.testing import SUBMITTER_KEY, free_port, service_settings
+from tests.worker.support import queued_ids
 
-from .conftest import client_for
+from .conftest import Q4_ENVIRONMENT, client_for
 
 SUBMITTER = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
 Q4 = "async-test-mastery/q4-counter-after-test"
@@ -139,10 +141,11 @@ async def test_an_unresponsive_redis_is_a_503_within_about_a_second(unresponsive
 
 
 @pytest.mark.asyncio
-async def test_a_submission_the_broker_refused_is_503_and_a_replay_finds_it(
+async def test_a_submission_the_broker_refused_is_503_and_a_replay_finds_it_and_sends_it(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A refused task is a 503 naming no host; replaying its Idempotency-Key makes no second."""
+    """A refused task is a 503 naming no host; replaying its Idempotency-Key makes no second
+    submission but sends the first one's task, once: later replays send nothing more."""
 
     def refuse(submission_id: str, environment: str) -> None:
         raise QueueError("cannot queue grader.run_submission: Error 111 connecting to redis:6379")
@@ -158,3 +161,21 @@ async def test_a_submission_the_broker_refused_is_503_and_a_replay_finds_it(
     assert (refused.status_code, refused.json()) == (503, DOWN)
     assert (replayed.status_code, replayed.json()["status"]) == (200, "queued")
     assert again.json()["id"] == replayed.json()["id"]
+    store = app.state.grader.store
+    assert queued_ids(store.client, queue_for(Q4_ENVIRONMENT)).count(again.json()["id"]) == 1
+    assert store.run_unsent(again.json()["id"]) is False
+
+
+@pytest.mark.asyncio
+async def test_a_replay_of_a_submission_whose_task_was_sent_sends_nothing(app: FastAPI) -> None:
+    """The task went out, only the answer was lost: a replay answers the record and queues no
+    second task."""
+    headers = {**SUBMITTER, "Idempotency-Key": "answer-lost-once"}
+    body = {"challenge_id": Q4, "code": "x = 2\n"}
+    async with client_for(app) as client:
+        first = await client.post("/v1/submissions", headers=headers, json=body)
+        replayed = await client.post("/v1/submissions", headers=headers, json=body)
+    assert (first.status_code, replayed.status_code) == (202, 200)
+    assert replayed.json() == first.json()
+    queued = queued_ids(app.state.grader.store.client, queue_for(Q4_ENVIRONMENT))
+    assert queued.count(first.json()["id"]) == 1
