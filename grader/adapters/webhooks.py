@@ -3,6 +3,12 @@
 Signature: ``X-Grader-Signature: v1=<hex>`` where ``hex = HMAC_SHA256(secret,
 f"{timestamp}.{body}")`` and ``X-Grader-Timestamp`` carries the Unix timestamp. Receivers
 recompute it over the raw body and reject old timestamps (replay protection).
+
+Delivery resolves the host once, checks every address with the rules of the submission-time
+check, and connects to a checked address itself (the URL's host replaced by the address, the
+original ``Host`` header, and for https the original name as TLS server name and for
+certificate verification): nothing resolves the name a second time, so a DNS answer that
+changes between the check and the connection (rebinding) cannot reach a private address.
 """
 
 from __future__ import annotations
@@ -12,7 +18,11 @@ import hmac
 import ipaddress
 import re
 import socket
+import ssl
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +31,8 @@ from ..errors import UnsafeCallback
 
 SIGNATURE_HEADER = "X-Grader-Signature"
 TIMESTAMP_HEADER = "X-Grader-Timestamp"
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -37,14 +49,91 @@ def verify(
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
-def check_callback_url(url: str, allow_hosts: list[str]) -> None:
+def check_callback_url(url: str, allow_hosts: Sequence[str]) -> None:
     """Refuse URLs that are not http(s), or whose host is not plainly a public address.
 
     Both urllib and httpx must read the URL; the host and port checked are httpx's, the parser
     that delivers it. Every address the host resolves to must be public, and so must any IPv4
     address embedded in an IPv6 one (NAT64, IPv4-mapped, 6to4, ...). Numbers that only some
     parsers read as IPv4 (``2130706433``, ``0177.0.0.1``, ``0x7f.1``) are refused outright.
+    Allow-listed hosts skip the address rules, not the URL rules.
     """
+    target = _target(url, allow_hosts)
+    if target.allowed:
+        return
+    try:
+        _resolve(target)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeCallback(f"callback host {target.url.host!r} does not resolve: {exc}") from None
+
+
+def deliver(
+    url: str,
+    body: bytes,
+    secret: str,
+    timeout: float,
+    *,
+    allow_hosts: Sequence[str],
+    ssl_context: ssl.SSLContext | None = None,
+) -> int:
+    """POST the signed body once to a checked address of the URL's host; return the status.
+
+    Raises ``UnsafeCallback`` when the URL or any address of its host is refused (before any
+    connection), and httpx errors when the host does not resolve or no address answers.
+    Redirects are not followed: a 3xx is returned like any other status. ``ssl_context``
+    replaces httpx's default trust store (certifi) for https receivers.
+    """
+    target = _target(url, allow_hosts)
+    try:
+        addresses = _resolve(target)
+    except (OSError, UnicodeError) as exc:
+        raise httpx.ConnectError(
+            f"callback host {target.url.host!r} does not resolve: {exc}"
+        ) from None
+    timestamp = int(time.time())
+    headers = {
+        "Host": target.url.netloc.decode("ascii"),
+        "Content-Type": "application/json",
+        "User-Agent": "grader-webhook/1",
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: sign(secret, timestamp, body),
+    }
+    extensions: dict[str, Any] = {}
+    if target.url.scheme == "https":
+        extensions["sni_hostname"] = target.url.raw_host.decode("ascii")
+    # trust_env=False: a proxy from the environment would resolve and connect on its own
+    with httpx.Client(
+        timeout=timeout,
+        follow_redirects=False,
+        trust_env=False,
+        verify=ssl_context if ssl_context is not None else True,
+    ) as client:
+
+        def post(address: Address) -> int:
+            pinned = target.url.copy_with(host=str(address))
+            with client.stream(
+                "POST", pinned, content=body, headers=headers, extensions=extensions
+            ) as response:
+                return response.status_code  # the body is never read
+
+        for address in addresses[:-1]:  # every one was checked; the next if one refuses
+            try:
+                return post(address)
+            except httpx.ConnectError:
+                continue
+        return post(addresses[-1])
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A callback URL both parsers read, its port, and whether its host is allow-listed."""
+
+    url: httpx.URL
+    port: int
+    allowed: bool
+
+
+def _target(url: str, allow_hosts: Sequence[str]) -> _Target:
     try:
         _ = urlsplit(url).port  # reading the port is what makes urllib check it
         parsed = httpx.URL(url)
@@ -58,22 +147,32 @@ def check_callback_url(url: str, allow_hosts: list[str]) -> None:
     if not 0 < port <= 65535:
         raise UnsafeCallback(f"callback_url port must be between 1 and 65535, got {port}")
     host = parsed.host
-    if host in allow_hosts:
-        return
-    if _numeric(host) and not _dotted_quad(host):
+    allowed = host in allow_hosts
+    if not allowed and _numeric(host) and not _dotted_quad(host):
         raise UnsafeCallback(
             f"callback host {host!r} is a number but not a dotted-decimal IPv4 address"
         )
-    try:
-        infos = socket.getaddrinfo(parsed.raw_host.decode("ascii"), port, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as exc:
-        raise UnsafeCallback(f"callback host {host!r} does not resolve: {exc}") from None
-    for *_, sockaddr in infos:
-        why = _not_public(ipaddress.ip_address(sockaddr[0]))
-        if why is not None:
-            raise UnsafeCallback(
-                f"callback host {host!r} resolves to {why}; ask the operator to allow-list it"
-            )
+    return _Target(parsed, port, allowed)
+
+
+def _resolve(target: _Target) -> list[Address]:
+    """The host's addresses from one resolution, in the resolver's order, each checked unless
+    the host is allow-listed (raises OSError or UnicodeError when it does not resolve)."""
+    infos = socket.getaddrinfo(
+        target.url.raw_host.decode("ascii"), target.port, proto=socket.IPPROTO_TCP
+    )
+    addresses = list(dict.fromkeys(ipaddress.ip_address(sockaddr[0]) for *_, sockaddr in infos))
+    if not addresses:
+        raise OSError("no address")
+    if not target.allowed:
+        for address in addresses:
+            why = _not_public(address)
+            if why is not None:
+                raise UnsafeCallback(
+                    f"callback host {target.url.host!r} resolves to {why}; "
+                    "ask the operator to allow-list it"
+                )
+    return addresses
 
 
 _PRIVATE = "a private, loopback, link-local or reserved address"
@@ -121,17 +220,3 @@ def _dotted_quad(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def deliver(url: str, body: bytes, secret: str, timeout: float) -> int:
-    """POST the signed body once; return the HTTP status (raises httpx errors)."""
-    timestamp = int(time.time())
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "grader-webhook/1",
-        TIMESTAMP_HEADER: str(timestamp),
-        SIGNATURE_HEADER: sign(secret, timestamp, body),
-    }
-    with httpx.Client(timeout=timeout, follow_redirects=False) as client:
-        response = client.post(url, content=body, headers=headers)
-    return response.status_code
