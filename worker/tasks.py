@@ -17,7 +17,7 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
 
-from grader.adapters.webhooks import check_callback_url, deliver
+from grader.adapters.webhooks import deliver
 from grader.constants import TASK_DELIVER_WEBHOOK, TASK_RUN_SUBMISSION
 from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
@@ -203,19 +203,18 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     if key is None or key.webhook_secret is None:
         bound.warning("webhook_without_secret", key_id=submission.key_id)
         return
-    try:  # resolve again at delivery time: DNS may have changed since the submission
-        check_callback_url(submission.callback_url, api.webhook_allow_hosts)
-    except UnsafeCallback as exc:
-        bound.warning("webhook_refused", error=str(exc))
-        return
     body = json.dumps(submission.public(), separators=(",", ":")).encode()
-    try:
+    try:  # resolves once, checks every address, connects to a checked one
         status = deliver(
             submission.callback_url,
             body,
             key.webhook_secret.get_secret_value(),
             api.webhook_timeout_seconds,
+            allow_hosts=api.webhook_allow_hosts,
         )
+    except UnsafeCallback as exc:  # DNS may have changed since the submission
+        bound.warning("webhook_refused", error=str(exc))
+        return
     except httpx.HTTPError as exc:
         status, reason = 0, str(exc)
     else:

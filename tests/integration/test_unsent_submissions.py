@@ -166,7 +166,8 @@ async def test_a_submission_never_sent_nor_retried_is_sent_by_a_sweep_after_the_
             "/v1/submissions", headers=AUTH, json={"challenge_id": Q4, "code": CODE}
         )
     assert refused.status_code == 503
-    (submission_id,) = [k.decode().rsplit(":", 1)[1] for k in store.client.keys("grader:sub:*")]
+    keys = [k.decode() if isinstance(k, bytes) else k for k in store.client.keys("grader:sub:*")]
+    (submission_id,) = [k.rsplit(":", 1)[1] for k in keys]
     assert store.run_unsent(submission_id) is True
     worker = WorkerProcess(own_redis.url, tmp_path / "worker.log", pool_size=0, env=SOON)
     worker.start()
