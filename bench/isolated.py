@@ -20,20 +20,14 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import docker
-import structlog
 
-from grader.domain import Challenge, Expectation, compare
-from grader.domain.environment import discover
-from grader.domain.grading import request_for
-from grader.domain.loader import load_challenges
+from grader.domain import compare
 from grader.sandbox import DockerSandbox, PreimportProfile
 from grader.settings import Settings
 
@@ -48,96 +42,18 @@ from .common import (
     closed_loop,
 )
 from .e2e import EndToEnd
-from .isolated_report import (
-    ISOLATED_EVENT,
-    IsolatedRun,
-    LoopPhase,
-    event_counts,
-    frames_from_log,
-    q5_problem,
-)
+from .isolated_report import IsolatedRun, LoopPhase
 from .isolated_report import write_all as write_results
+from .probes import AttributedCpu, FrameLog, event_counts, frames_from_log
 from .run import code_state
 from .variants import LIMITS, Variant, Warm
-from .workloads import ENVIRONMENT, Workload
+from .workloads import ENVIRONMENT, Q5, Q5_ID, Workload, load_q5, q5_problem
 
 RESULTS = Path(__file__).resolve().parent / "results"
-Q5_ID = "fastapi-async-testing/q5-write-the-items-endpoints"
 LOOP_FULL = PhasePlan(2, 10, 60, 12.0)
 LOOP_QUICK = PhasePlan(2, 4, 20, 3.0)
 CONTAINERS_MEASURED = 6
 """Containers started and removed one after the other to price one container."""
-
-
-@dataclass(frozen=True)
-class Q5:
-    """q5, its reference solution, and the two ways of grading it."""
-
-    challenge: Challenge
-    expectation: Expectation
-    tests: frozenset[str]
-    isolated: Workload
-    in_process: Workload
-
-
-def load_q5(settings: Settings) -> Q5:
-    environments = discover(settings.images.root)
-    found = {
-        c.qualified_id: c for c in load_challenges([settings.api.challenges_root], environments)
-    }
-    challenge = found[Q5_ID]
-    expectation = challenge.expectation_for(ENVIRONMENT)
-    code = challenge.code
-    if code is None or expectation is None or expectation.tests is None:
-        raise RuntimeError(f"{Q5_ID} changed: no reference solution or no hidden tests")
-    tests = frozenset(expectation.tests.points)  # q5 weighs each of its tests by name
-    if not tests:
-        raise RuntimeError(f"{Q5_ID} changed: its hidden tests have no points by name")
-
-    def workload(isolated: bool) -> Workload:
-        return Workload(
-            key="q5" if isolated else "q5-in-process",
-            label="q5 isolated" if isolated else "q5 in-process",
-            mode=challenge.mode,
-            code=code,
-            request=request_for(challenge, code, expectation, isolated=isolated),
-            challenge_id=Q5_ID,
-            expected_stdout="",  # the verdict is checked instead (q5_problem)
-            exact=False,
-        )
-
-    return Q5(challenge, expectation, tests, workload(True), workload(False))
-
-
-class FrameLog:
-    """Keeps each thread's ``sandbox_isolated_run`` log events; other events under warning drop."""
-
-    def __init__(self) -> None:
-        self._events: dict[int, list[dict[str, Any]]] = {}
-        self._lock = threading.Lock()
-
-    def processor(
-        self, _logger: Any, method: str, event: MutableMapping[str, Any]
-    ) -> MutableMapping[str, Any]:
-        if event.get("event") == ISOLATED_EVENT:
-            with self._lock:
-                self._events.setdefault(threading.get_ident(), []).append(dict(event))
-        if method not in ("warning", "error", "critical", "exception"):
-            raise structlog.DropEvent
-        return event
-
-    def pop(self) -> dict[str, Any] | None:
-        """The last such event of the calling thread, if any (the run it just made)."""
-        with self._lock:
-            events = self._events.pop(threading.get_ident(), [])
-        return events[-1] if events else None
-
-    def install(self) -> None:
-        structlog.configure(
-            processors=[self.processor, structlog.dev.ConsoleRenderer(colors=False)],
-            logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-            cache_logger_on_first_use=False,
-        )
 
 
 class RunnerQ5(Warm):
@@ -205,6 +121,15 @@ class HttpQ5(EndToEnd):
         )
         self.q5 = q5
 
+    def sessions(self) -> set[int]:
+        """The sessions of uvicorn, the Celery worker and redis-server (each its own)."""
+        found = {self.api.pid} if self.api is not None else set()
+        for service in (self.worker, self.redis):
+            process = getattr(service, "process", None)
+            if process is not None:
+                found.add(os.getsid(process.pid))
+        return found
+
     def _sample(
         self, workload: Workload, body: dict[str, Any], latency: float, client: tuple[float, float]
     ) -> Sample:
@@ -227,6 +152,7 @@ class IsolatedBench:
         self.paced_count = args.paced or (4 if args.quick else 12)
         self.frames = FrameLog()
         self.q5 = load_q5(settings)
+        self.attributed = AttributedCpu(settings.sandbox.deployment)
 
     def execute(self) -> IsolatedRun:
         started = time.monotonic()
@@ -244,6 +170,7 @@ class IsolatedBench:
             }
         )
         self.frames.install()
+        self.attributed.start()
         run.meta["background_cpu_start"] = background_rate(3.0)
         runner = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size)
         self._guarded(run, "runner", runner, lambda: self._runner(run, runner))
@@ -255,6 +182,7 @@ class IsolatedBench:
             )
             self._guarded(run, "HTTP end to end", http, lambda: self._http(run, http))
         run.meta["background_cpu_end"] = background_rate(3.0)
+        self.attributed.close()
         run.meta["finished_at"] = _now()
         run.meta["duration_s"] = time.monotonic() - started
         return run
@@ -277,8 +205,10 @@ class IsolatedBench:
         run.paced["in_process"] = self._paced(runner, q5.in_process)
         run.paced["isolated"] = self._paced(runner, q5.isolated)
         before = self._idle()
+        mark = self.attributed.reading()
         phase = runner.container_cost(CONTAINERS_MEASURED)
-        container = LoopPhase("container", phase, (before + self._idle()) / 2)
+        used = self._since(mark)
+        container = LoopPhase("container", phase, (before + self._idle()) / 2, used)
         run.container = container
         print(
             f"  container start+remove: {container.net_cpu_seconds / CONTAINERS_MEASURED:.3f} "
@@ -294,11 +224,16 @@ class IsolatedBench:
             run.loops.append(self._loop(mode, runner, workload))
 
     def _http(self, run: IsolatedRun, http: HttpQ5) -> None:
+        self.attributed.sessions = http.sessions()
         run.paced["e2e"] = self._paced(http, self.q5.isolated)
         run.loops.append(self._loop("e2e", http, self.q5.isolated))
         worker_log = http.worker_log()
         run.e2e_frames = frames_from_log(worker_log)
         run.meta["e2e_worker_log_events"] = event_counts(worker_log)
+
+    def _since(self, mark: tuple[float, float]) -> tuple[float, float]:
+        containers, processes = self.attributed.reading()
+        return containers - mark[0], processes - mark[1]
 
     def _idle(self) -> float:
         return background_rate(1.0)
@@ -330,17 +265,18 @@ class IsolatedBench:
     def _loop(self, mode: str, variant: Variant, workload: Workload) -> LoopPhase:
         variant.before_phase(workload, self.loop)
         before = self._idle()
+        mark = self.attributed.reading()
         meter = CpuMeter()
         samples, wall = closed_loop(
             lambda: variant.submit(workload), self.loop, stop=self.stop, on_sample=lambda _: None
         )
         variant.settle()
         cpu, window = meter.stop()
+        used = self._since(mark)
         variant.after_phase()
         background = (before + self._idle()) / 2  # the pool is full and idle again here
-        loop = LoopPhase(
-            mode, PhaseResult(self.loop.concurrency, samples, wall, cpu, window), background
-        )
+        phase = PhaseResult(self.loop.concurrency, samples, wall, cpu, window)
+        loop = LoopPhase(mode, phase, background, used)
         self._echo(f"{variant.key} {workload.label} c={self.loop.concurrency}", loop.phase, loop)
         return loop
 
@@ -351,10 +287,10 @@ class IsolatedBench:
             f"  {name:<34} n={len(phase.samples):<3} p50={'n/a' if p50 is None else f'{p50:.3f}s'}"
         )
         if loop is not None:
-            net = loop.net_cpu_seconds / len(phase.samples) if phase.samples else 0.0
-            line += (
-                f" thr={phase.throughput:.2f}/s cpu/sub={net:.3f}s net (bg {loop.background:.2f})"
-            )
+            count = max(len(phase.samples), 1)
+            net, ours = loop.net_cpu_seconds / count, (loop.attributed_cpu_seconds or 0) / count
+            line += f" thr={phase.throughput:.2f}/s cpu/sub={net:.3f}s net, {ours:.3f}s ours"
+            line += f" (bg {loop.background:.2f})"
         if phase.errors:
             first = next(s.error for s in phase.samples if not s.ok)
             line += f" ERRORS {phase.errors}: {first}"
