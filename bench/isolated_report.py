@@ -300,18 +300,21 @@ def _where(run: IsolatedRun) -> list[str]:
             f"the containers (take two containers, send, relay, parse): {latency - judge:.3f} s "
             f"isolated, {latency_in - alone:.3f} s in-process.",
         ]
-    per_container = run.container_cpu()
-    cpu_iso, cpu_in = run.cpu("isolated"), run.cpu("in_process")
-    if per_container is not None and cpu_iso is not None and cpu_in is not None:
+    ours = run.container_cpu(ours=True) is not None and run.ours_cpu("in_process") is not None
+    kind = "our (containers' cgroups + our processes)" if ours else "host net"
+    per_container = run.container_cpu(ours=ours)
+    cpu_iso = run.ours_cpu("isolated") if ours else run.cpu("isolated")
+    cpu_in = run.ours_cpu("in_process") if ours else run.cpu("in_process")
+    if per_container is not None and cpu_iso is not None and cpu_in:
+        floor = (2 * per_container + max(cpu_in - per_container, 0.0)) / cpu_in
         lines += [
-            f"- CPU: starting a pre-imported container and removing it costs "
-            f"{per_container:.3f} host CPU-s here (measured alone, one after the other). An "
-            f"isolated run takes two containers, an in-process run one, so containers alone "
-            f"account for {2 * per_container:.3f} against {per_container:.3f} CPU-s; the "
-            f"measured totals are {cpu_iso:.3f} against {cpu_in:.3f} CPU-s per submission "
-            f"(the rest: the run itself, the relay, the worker). While every submission gets "
-            f"fresh containers, the ratio cannot drop much below "
-            f"{(2 * per_container) / cpu_in:.2f}x.",
+            f"- CPU ({kind} CPU-s): starting a pre-imported container and removing it costs "
+            f"{per_container:.3f} (measured alone, one after the other). An isolated run takes "
+            f"two containers, an in-process run one: containers alone account for "
+            f"{2 * per_container:.3f} against {per_container:.3f} per submission; the measured "
+            f"totals are {cpu_iso:.3f} against {cpu_in:.3f} (the rest: the run itself, the "
+            "relay, the worker). With a fresh container per side and the in-process run's own "
+            f"work unchanged, the ratio cannot drop below about {floor:.2f}x.",
         ]
     return lines
 

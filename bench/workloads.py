@@ -4,6 +4,9 @@ Both are built the way the worker builds them (``request_for`` on the loaded cha
 the runner variants send exactly what a graded submission sends. The tiny script goes over
 HTTP as code for the seed's script-mode challenge: its verdict is ``failed`` (it prints 45,
 not the expected line), but the run is the work we measure, and its output is checked.
+
+``bench.isolated`` adds q5 (a ``tests`` challenge, its reference solution as the learner's
+code) built both ways: isolated (judge and learner containers) and in-process.
 """
 
 from __future__ import annotations

@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from bench.common import PhaseResult, Sample
-from bench.isolated_report import IsolatedRun, LoopPhase, net_cpu_per_submission, throughput
+from bench.isolated_report import (
+    IsolatedRun,
+    LoopPhase,
+    attributed_per_submission,
+    net_cpu_per_submission,
+    throughput,
+)
 from bench.probes import event_counts, frames_from_log
 from bench.workloads import q5_problem
 
@@ -115,9 +121,22 @@ def test_targets_use_the_paced_p50_and_the_net_cpu_ratio() -> None:
         LoopPhase("in_process", phase(cpu=10.0, window=10.0, ok=10), background=0.0),
         LoopPhase("isolated", phase(cpu=20.0, window=10.0, ok=8), background=0.5),
     ]
-    e2e, runner, cpu = run.targets()
+    e2e, runner, cpu, ours = run.targets()
     assert (e2e["value"], e2e["met"]) == (pytest.approx(0.3), False)
     assert e2e["over_by"] == pytest.approx(1.2)
     assert (runner["value"], runner["met"]) == (None, None)
     assert cpu["value"] == pytest.approx((15.0 / 8) / 1.0)
     assert cpu["met"] is False
+    assert (ours["value"], ours["met"]) == (None, None)  # no attributed CPU measured
+
+
+def test_attributed_cpu_per_submission_needs_every_phase_measured() -> None:
+    """Ours = (containers + processes CPU-s) / submissions; None when a phase lacks it."""
+    loops = [
+        LoopPhase("isolated", phase(cpu=9.0, window=1.0, ok=2), 0.0, attributed=(3.0, 1.0)),
+        LoopPhase("isolated", phase(cpu=9.0, window=1.0, ok=2), 0.0, attributed=(1.5, 0.5)),
+    ]
+    assert attributed_per_submission(loops) == pytest.approx(6.0 / 4)
+    assert (
+        attributed_per_submission([*loops, LoopPhase("isolated", phase(1, 1, ok=1), 0.0)]) is None
+    )
