@@ -38,9 +38,10 @@ down:  ## stop the docker-compose stack (the Redis volume is kept)
 test: images  ## build what is missing, then run the whole test suite (real Docker)
 	$(BIN)/python -m pytest
 
-bench: images system-deps  ## benchmark vs docker run and epicbox (writes bench/results/)
+bench: images system-deps  ## benchmark vs docker run and epicbox, then q5 isolated (writes bench/results/)
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
+	$(BIN)/python -m bench.isolated
 
 soak: images system-deps  ## fault-injection soak: 1000 submissions while workers and Redis are SIGKILLed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

@@ -10,6 +10,7 @@ latency is from the POST's start to the final answer.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import signal
@@ -56,9 +57,13 @@ class EndToEnd(Variant):
     paced = True
     label = "ours: HTTP end to end, warm pool"
 
-    def __init__(self, *, worker_concurrency: int, pool_size: int) -> None:
+    def __init__(
+        self, *, worker_concurrency: int, pool_size: int, environments: list[str] | None = None
+    ) -> None:
         self.worker_concurrency = worker_concurrency
         self.pool_size = pool_size
+        self.environments = environments
+        """Only these environments' queues and pools (default: every environment)."""
         self.folder = tempfile.TemporaryDirectory(prefix="grader-bench-")
         self.redis: RedisServer | None = None
         self.worker: WorkerProcess | None = None
@@ -66,8 +71,8 @@ class EndToEnd(Variant):
         self.base_url = ""
         self.owners: list[str] = []
         # Each process keeps pool_size containers per environment and pre-import profile.
-        served = discover(Settings().images.root)
-        self.containers_per_process = pool_size * len(served) * len(PreimportProfile)
+        served = len(environments) if environments else len(discover(Settings().images.root))
+        self.containers_per_process = pool_size * served * len(PreimportProfile)
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
@@ -83,6 +88,7 @@ class EndToEnd(Variant):
             folder / "worker.log",
             pool_size=self.pool_size,
             concurrency=self.worker_concurrency,
+            env=self._worker_settings(),
         )
         self.worker.start()
         port = free_port()
@@ -112,6 +118,11 @@ class EndToEnd(Variant):
         self._wait_api()
         self.owners = self._wait_owners()
         self._wait_full()
+
+    def _worker_settings(self) -> dict[str, str]:
+        if not self.environments:
+            return {}
+        return {"GRADER_QUEUE__ENVIRONMENTS": json.dumps(self.environments)}
 
     def _wait_api(self, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
@@ -208,7 +219,20 @@ class EndToEnd(Variant):
             response.raise_for_status()
             body = response.json()
         latency = time.monotonic() - started
-        return _sample(workload, body, latency, (sent_at, time.time()))
+        return self._sample(workload, body, latency, (sent_at, time.time()))
+
+    def _sample(
+        self, workload: Workload, body: dict[str, Any], latency: float, client: tuple[float, float]
+    ) -> Sample:
+        """The submission's final answer as a sample (a subclass may check more)."""
+        return _sample(workload, body, latency, client)
+
+    def worker_log(self) -> str:
+        """The Celery worker's whole log so far (JSON lines; gone after ``close``)."""
+        path = Path(self.folder.name) / "worker.log"
+        with contextlib.suppress(OSError):
+            return path.read_text(errors="replace")
+        return ""
 
     def close(self) -> None:
         for client in self._clients:
@@ -239,6 +263,7 @@ class EndToEnd(Variant):
         return {
             "celery_concurrency": self.worker_concurrency,
             "pool_size_per_process": self.pool_size,
+            "environments": self.environments or "all",
             "api": "uvicorn grader.api.app:create_app (1 process) on 127.0.0.1",
             "redis": "redis-server, appendonly yes, appendfsync always (as in grader/testing.py)",
         }

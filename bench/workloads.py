@@ -4,13 +4,18 @@ Both are built the way the worker builds them (``request_for`` on the loaded cha
 the runner variants send exactly what a graded submission sends. The tiny script goes over
 HTTP as code for the seed's script-mode challenge: its verdict is ``failed`` (it prints 45,
 not the expected line), but the run is the work we measure, and its output is checked.
+
+``bench.isolated`` adds q5 (a ``tests`` challenge, its reference solution as the learner's
+code) built both ways: isolated (judge and learner containers) and in-process.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from typing import Any
 
-from grader.domain import RunMode, RunRequest
+from grader.domain import Challenge, Expectation, RunMode, RunRequest
 from grader.domain.environment import discover
 from grader.domain.grading import request_for
 from grader.domain.loader import load_challenges
@@ -21,6 +26,7 @@ Q1_ID = "async-test-mastery/q1-async-test-output"
 SCRIPT_CHALLENGE_ID = "fastapi-async-testing/q1-status-codes-script-output"
 Q1_MARKER = "{'message': 'Hello, async!'}"
 TINY_SCRIPT = "print(sum(range(10)))\n"
+Q5_ID = "fastapi-async-testing/q5-write-the-items-endpoints"
 
 
 @dataclass(frozen=True)
@@ -76,3 +82,67 @@ def load_workloads(settings: Settings | None = None) -> list[Workload]:
             exact=True,
         ),
     ]
+
+
+@dataclass(frozen=True)
+class Q5:
+    """q5, its reference solution, and the two ways of grading it."""
+
+    challenge: Challenge
+    expectation: Expectation
+    tests: frozenset[str]
+    isolated: Workload
+    in_process: Workload
+
+
+def load_q5(settings: Settings) -> Q5:
+    environments = discover(settings.images.root)
+    found = {
+        c.qualified_id: c for c in load_challenges([settings.api.challenges_root], environments)
+    }
+    challenge = found[Q5_ID]
+    expectation = challenge.expectation_for(ENVIRONMENT)
+    code = challenge.code
+    if code is None or expectation is None or expectation.tests is None:
+        raise RuntimeError(f"{Q5_ID} changed: no reference solution or no hidden tests")
+    tests = frozenset(expectation.tests.points)  # q5 weighs each of its tests by name
+    if not tests:
+        raise RuntimeError(f"{Q5_ID} changed: its hidden tests have no points by name")
+
+    def workload(isolated: bool) -> Workload:
+        return Workload(
+            key="q5" if isolated else "q5-in-process",
+            label="q5 isolated" if isolated else "q5 in-process",
+            mode=challenge.mode,
+            code=code,
+            request=request_for(challenge, code, expectation, isolated=isolated),
+            challenge_id=Q5_ID,
+            expected_stdout="",  # the verdict is checked instead (q5_problem)
+            exact=False,
+        )
+
+    return Q5(challenge, expectation, tests, workload(True), workload(False))
+
+
+def q5_problem(verdict: Mapping[str, Any], expected: Collection[str]) -> str | None:
+    """Why ``verdict`` (a Verdict as JSON) is not a pass of exactly ``expected``; None if it is."""
+    status = verdict.get("status")
+    if status != "passed":
+        return f"verdict {status}: {str(verdict.get('reason', ''))[:200]}"
+    tests = verdict.get("tests") or []
+    outcomes: dict[str, str] = {}
+    for test in tests:
+        name = str(test.get("name"))
+        if name in outcomes:
+            return f"test reported twice: {name}"
+        outcomes[name] = str(test.get("status"))
+    missing = sorted(set(expected) - set(outcomes))
+    if missing:
+        return f"tests missing: {', '.join(missing)}"
+    unexpected = sorted(set(outcomes) - set(expected))
+    if unexpected:
+        return f"tests not expected: {', '.join(unexpected)}"
+    failed = [f"{name}={outcome}" for name, outcome in outcomes.items() if outcome != "passed"]
+    if failed:
+        return f"tests not passed: {', '.join(sorted(failed))}"
+    return None
