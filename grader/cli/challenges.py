@@ -120,7 +120,8 @@ def validate_command(
         colour = "red" if failed or loaded.problems else "green"
         out.print(
             f"[bold {colour}]{len(reports) - len(failed)}/{len(reports)} challenges valid[/] "
-            f"(each code and code option run {times}){_not_loaded(loaded)}"
+            f"(each code and code option run {times}){_not_loaded(loaded)}",
+            soft_wrap=True,  # one line, for grep
         )
     if failed or loaded.problems:
         raise typer.Exit(code=1)
