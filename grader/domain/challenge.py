@@ -63,12 +63,9 @@ Loc = tuple[str | int, ...]
 
 
 class ProblemAt(ValueError):
-    """A rule that involves several fields, reported at the field to change.
-
-    ``locs`` are paths below the model that raised it, best first: the loader shows the first
-    one as the field and the line of the first one the file has (a missing ``mode:`` is
-    reported on the ``kind:`` line).
-    """
+    """A rule on several fields, reported at the field to change: ``locs`` (below the model
+    that raised it) best first; the loader shows the first one, at the line of the first one
+    the file has (a missing ``mode:`` is reported on the ``kind:`` line)."""
 
     def __init__(self, message: str, *locs: Loc) -> None:
         super().__init__(message)
