@@ -6,17 +6,18 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from ..domain.challenge import Challenge
 from ..domain.environment import discover
 from ..domain.limits import resolve_limits
-from ..domain.loader import load_challenges
+from ..domain.loader import LoadResult, read_challenges
 from ..domain.observation import Limits
 from ..domain.sandbox import Sandbox
 from ..domain.validation import DEFAULT_RUNS, ChallengeReport, MatrixRow, matrix_row, validate
@@ -62,9 +63,25 @@ def _progress() -> Progress:
     )
 
 
-def _load(paths: list[Path] | None, settings: Settings) -> tuple[list[Any], list[str]]:
+def _load(paths: list[Path] | None, settings: Settings) -> tuple[LoadResult, list[str]]:
+    """Every file loaded; every problem of every file printed (literally) to stderr."""
     environments = list(discover(settings.images.root))
-    return load_challenges(paths or [Path("challenges")], environments), environments
+    result = read_challenges(paths or [Path("challenges")], environments)
+    for problem in result.problems:
+        _error(str(problem))
+    return result, environments
+
+
+def _error(message: str) -> None:
+    """An error line as written: ``[a-z0-9]`` in a message is text, never rich markup."""
+    console.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
+
+
+def _not_loaded(result: LoadResult) -> str:
+    files = len({p.path for p in result.problems})
+    if not files:
+        return ""
+    return f"; {files} file{'s' if files > 1 else ''} did not load (errors above)"
 
 
 @challenges_app.command("validate")
@@ -79,17 +96,19 @@ def validate_command(
     settings = get_settings()
     reports: list[ChallengeReport] = []
     try:
-        challenges, _ = _load(paths, settings)
+        loaded, _ = _load(paths, settings)
+        challenges = loaded.challenges
         used = sorted({e for c in challenges for e in [c.environment, *c.environments]})
-        with docker_sandbox(settings, used) as sandbox, _progress() as progress:
-            task = progress.add_task("validating", total=len(challenges))
-            for challenge in challenges:
-                progress.update(task, description=challenge.qualified_id)
-                limits = _limits(settings, challenge.limits)
-                reports.append(validate(challenge, sandbox, limits, runs=runs))
-                progress.advance(task)
+        if challenges:  # when nothing loaded, no engine is needed to say so
+            with docker_sandbox(settings, used) as sandbox, _progress() as progress:
+                task = progress.add_task("validating", total=len(challenges))
+                for challenge in challenges:
+                    progress.update(task, description=challenge.qualified_id)
+                    limits = _limits(settings, challenge.limits)
+                    reports.append(validate(challenge, sandbox, limits, runs=runs))
+                    progress.advance(task)
     except GraderError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(str(exc))
         raise typer.Exit(code=1) from None
     failed = [r for r in reports if not r.ok]
     if as_json:
@@ -97,13 +116,14 @@ def validate_command(
     else:
         for report in reports:
             _print_report(report)
-        colour = "red" if failed else "green"
         times = "once" if runs == 1 else f"{runs} times"
+        colour = "red" if failed or loaded.problems else "green"
         out.print(
             f"[bold {colour}]{len(reports) - len(failed)}/{len(reports)} challenges valid[/] "
-            f"(each code and code option run {times})"
+            f"(each code and code option run {times}){_not_loaded(loaded)}",
+            soft_wrap=True,  # one line, for grep
         )
-    if failed:
+    if failed or loaded.problems:
         raise typer.Exit(code=1)
 
 
@@ -112,9 +132,9 @@ def _limits(settings: Settings, overrides: dict[str, float]) -> Limits:
 
 
 def _print_report(report: ChallengeReport) -> None:
-    mark = "[green]✓[/]" if report.ok else "[red]✗[/]"
+    mark = ("✓", "green") if report.ok else ("✗", "red")
     table = Table(
-        title=f"{mark} {report.challenge} ({report.kind})",
+        title=Text.assemble(mark, f" {report.challenge} ({report.kind})"),
         title_justify="left",
         show_header=True,
         expand=False,
@@ -122,13 +142,34 @@ def _print_report(report: ChallengeReport) -> None:
     for column in ("check", "environment", "result", "detail"):
         table.add_column(column)
     for check in report.checks:
+        detail = Text(check.detail)
+        if check.observed:
+            detail.append("\n")
+            detail.append_text(_observed(check.observed))
         table.add_row(
-            check.name,
-            check.environment or "-",
-            "[green]ok[/]" if check.ok else "[red]FAIL[/]",
-            check.detail,
+            Text(check.name),
+            Text(check.environment or "-"),
+            Text("ok", "green") if check.ok else Text("FAIL", "red"),
+            detail,
         )
     out.print(table)
+
+
+def _observed(text: str) -> Text:
+    """A diff in colour (removed expected lines red, added actual lines green), else as is."""
+    styled = Text()
+    for line in text.splitlines(keepends=True):
+        style = ""
+        if line.startswith(("---", "+++")):
+            style = "bold"
+        elif line.startswith("-"):
+            style = "red"
+        elif line.startswith("+"):
+            style = "green"
+        elif line.startswith("@@"):
+            style = "cyan"
+        styled.append(line, style)
+    return styled
 
 
 SCHEMA_PATH = Path("challenges/schema.json")
@@ -163,19 +204,21 @@ def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
     settings = get_settings()
     rows: list[MatrixRow] = []
     try:
-        challenges, environments = _load(paths, settings)
-        with docker_sandbox(settings, environments) as sandbox, _progress() as progress:
-            task = progress.add_task("matrix", total=len(challenges))
-            for challenge in challenges:
-                progress.update(task, description=challenge.qualified_id)
-                row = matrix_row(
-                    challenge, environments, sandbox, _limits(settings, challenge.limits)
-                )
-                if row is not None:
-                    rows.append(row)
-                progress.advance(task)
+        loaded, environments = _load(paths, settings)
+        challenges = loaded.challenges
+        if challenges:
+            with docker_sandbox(settings, environments) as sandbox, _progress() as progress:
+                task = progress.add_task("matrix", total=len(challenges))
+                for challenge in challenges:
+                    progress.update(task, description=challenge.qualified_id)
+                    row = matrix_row(
+                        challenge, environments, sandbox, _limits(settings, challenge.limits)
+                    )
+                    if row is not None:
+                        rows.append(row)
+                    progress.advance(task)
     except GraderError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        _error(str(exc))
         raise typer.Exit(code=1) from None
     if as_json:
         payload = [{**r.model_dump(mode="json"), "differs": r.differs, "ok": r.ok} for r in rows]
@@ -193,14 +236,19 @@ def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
         for row in rows:
             kinds = {c.kind for c in row.cells if c.kind is not None}
             cells = [
-                f"{_mark(c.expected)} {f'({c.kind}) ' if len(kinds) > 1 else ''}{c.outcome}"
+                Text.assemble(
+                    _mark(c.expected), f" {f'({c.kind}) ' if len(kinds) > 1 else ''}{c.outcome}"
+                )
                 for c in row.cells
             ]
-            table.add_row(row.challenge, *cells, "[yellow]yes[/]" if row.differs else "no")
+            differs = Text("yes", "yellow") if row.differs else Text("no")
+            table.add_row(Text(row.challenge), *cells, differs)
         out.print(table)
-    if not all(r.ok for r in rows):
+    if not all(r.ok for r in rows) or loaded.problems:
+        if loaded.problems:
+            console.print(_not_loaded(loaded).removeprefix("; ").capitalize(), markup=False)
         raise typer.Exit(code=1)
 
 
-def _mark(expected: bool | None) -> str:
-    return {True: "[green]✓[/]", False: "[red]✗[/]", None: "[dim]·[/]"}[expected]
+def _mark(expected: bool | None) -> tuple[str, str]:
+    return {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "dim")}[expected]

@@ -22,7 +22,15 @@ import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .hidden import TestsExpectation
 from .observation import RunMode, parse_summary
@@ -51,6 +59,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+Loc = tuple[str | int, ...]
+
+
+class ProblemAt(ValueError):
+    """A rule on several fields, reported at the field to change: ``locs`` (below the model
+    that raised it) best first; the loader shows the first one, at the line of the first one
+    the file has (a missing ``mode:`` is reported on the ``kind:`` line)."""
+
+    def __init__(self, message: str, *locs: Loc) -> None:
+        super().__init__(message)
+        self.locs = locs
+
+
+def compiled(pattern: str, flags: int = 0) -> re.Pattern[str]:
+    """``pattern`` compiled, or a ``ValueError`` with ``re``'s own message, for the loader."""
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {pattern!r}: {exc}") from None
+
+
 class TextMatch(_Model):
     """How a text (a message, stdout) is compared. Exactly one field is set."""
 
@@ -63,6 +92,13 @@ class TextMatch(_Model):
         if sum(v is not None for v in (self.equals, self.contains, self.regex)) != 1:
             raise ValueError("set exactly one of equals, contains, regex")
         return self
+
+    @field_validator("regex")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            compiled(value)
+        return value
 
     def matches(self, text: str) -> bool:
         """``regex`` is ``re.search``: anchor it with ``^...$`` for a whole-text match."""
@@ -85,6 +121,13 @@ class OutputExpectation(_Model):
 
     match: Literal["exact", "normalized", "regex", "literal"] = "exact"
     stdout: str
+
+    @field_validator("stdout")
+    @classmethod
+    def _regex_compiles(cls, value: str, info: ValidationInfo) -> str:
+        if info.data.get("match") == "regex":
+            compiled(value, re.DOTALL)
+        return value
 
 
 class ExceptionExpectation(_Model):
@@ -233,11 +276,12 @@ class Challenge(_Model):
 
     @model_validator(mode="after")
     def _filters_well_formed(self) -> Challenge:
-        for spec in self.filterwarnings:
+        for index, spec in enumerate(self.filterwarnings):
             if _FILTER.fullmatch(spec) is None:
-                raise ValueError(
+                raise ProblemAt(
                     f"filterwarnings entry {spec!r} is not a -W option "
-                    "(action:message:category:module:lineno, e.g. 'error::RuntimeWarning')"
+                    "(action:message:category:module:lineno, e.g. 'error::RuntimeWarning')",
+                    ("filterwarnings", index),
                 )
         return self
 
@@ -245,54 +289,73 @@ class Challenge(_Model):
     def _options_consistent(self) -> Challenge:
         labels = [o.label for o in self.options]
         if len(set(labels)) != len(labels):
-            raise ValueError("option labels must be unique")
+            raise ProblemAt("option labels must be unique", ("options",))
         if self.answer is not None and self.answer not in labels:
-            raise ValueError(f"answer {self.answer!r} is not one of the options {labels}")
+            raise ProblemAt(
+                f"answer {self.answer!r} is not one of the options {labels}", ("answer",)
+            )
         if self.options and self.answer is None:
-            raise ValueError("a challenge with options needs an answer")
+            raise ProblemAt("a challenge with options needs an answer", ("options",))
         return self
 
     @model_validator(mode="after")
     def _expectation_consistent(self) -> Challenge:
         if self.kind is Kind.CONCEPTUAL:
             if not self.options:
-                raise ValueError("a conceptual challenge needs options")
+                raise ProblemAt("a conceptual challenge needs options", ("kind",))
             if self.expectation is not None:
-                raise ValueError("a conceptual challenge has no expectation")
+                raise ProblemAt("a conceptual challenge has no expectation", ("expectation",))
             return self
         if self.expectation is None:
-            raise ValueError(f"a {self.kind} challenge needs an expectation")
+            raise ProblemAt(f"a {self.kind} challenge needs an expectation", ("kind",))
         if self.expectation.kinds() != [self.kind]:
-            raise ValueError(f"the expectation must set exactly '{self.kind}'")
+            raise ProblemAt(f"the expectation must set exactly '{self.kind}'", ("expectation",))
         if self.code is None and not any(o.code for o in self.options):
-            raise ValueError(f"a {self.kind} challenge needs code or code options")
-        self._check_truth("the expectation", self.expectation)
+            raise ProblemAt(f"a {self.kind} challenge needs code or code options", ("kind",))
+        self._check_truth(("expectation",), self.expectation)
         texts = [o.text for o in self.options if o.text is not None]
         if self.kind is Kind.STATE and texts:
             wanted = self.expectation.state
             if wanted is not None and len(wanted.values) != 1:
-                raise ValueError("a state challenge with text options expects exactly one value")
+                raise ProblemAt(
+                    "a state challenge with text options expects exactly one value",
+                    ("expectation", "state", "values"),
+                )
         if self.kind is Kind.OUTCOME and 0 < len(summary_lines(texts)) < len(texts):
-            raise ValueError(
+            raise ProblemAt(
                 "text options of an outcome challenge are either all pytest summary lines "
-                "('1 passed, 1 warning') or all explanations"
+                "('1 passed, 1 warning') or all explanations",
+                ("options",),
             )
         for name, override in self.environments.items():
             if override.expectation is not None:
-                self._check_truth(f"environments.{name}.expectation", override.expectation)
+                self._check_truth(("environments", name, "expectation"), override.expectation)
         return self
 
-    def _check_truth(self, where: str, expectation: Expectation) -> None:
+    def _check_truth(self, loc: Loc, expectation: Expectation) -> None:
         """One kind per truth; an environment may state another, within what the mode runs."""
+        where = "the expectation" if loc == ("expectation",) else ".".join(map(str, loc))
         kind = expectation.kind
         if kind is None:
-            raise ValueError(f"{where} must set exactly one of {', '.join(_RUN_KINDS)}")
+            raise ProblemAt(f"{where} must set exactly one of {', '.join(_RUN_KINDS)}", loc)
         if (kind is Kind.TESTS) != (self.kind is Kind.TESTS):
-            raise ValueError(f"{where}: only a tests challenge expects tests, in every environment")
+            raise ProblemAt(
+                f"{where}: only a tests challenge expects tests, in every environment", loc
+            )
         if kind in (Kind.TESTS, Kind.OUTCOME) and self.mode is not RunMode.PYTEST:
-            raise ValueError(f"{where}: {kind} expectations need mode: pytest")
+            # A script never reports pytest's outcomes: the challenge could never pass.
+            given = "mode: script" if "mode" in self.model_fields_set else "no mode (script)"
+            raise ProblemAt(
+                f"{where}: {kind} expectations need mode: pytest, and the file has {given}; "
+                "hint: add 'mode: pytest' (hidden tests and pytest outcomes only exist when "
+                "pytest runs the code)",
+                ("mode",),
+                ("kind",),
+            )
         if expectation.warnings and kind in (Kind.SYNTAX, Kind.TESTS):
-            raise ValueError(f"{where}: {kind} expectations cannot expect warnings")
+            raise ProblemAt(
+                f"{where}: {kind} expectations cannot expect warnings", (*loc, "warnings")
+            )
 
     @property
     def qualified_id(self) -> str:

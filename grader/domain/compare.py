@@ -76,11 +76,19 @@ def compare(kind: Kind, expectation: Expectation, obs: Observation) -> Verdict:
         return Verdict(
             status=RUN_LEVEL[obs.status], reason=obs.error or obs.status.value, observation=obs
         )
-    verdict = _kind_verdict(kind, expectation, obs)
-    if verdict.passed and expectation.warnings:
-        problem = warnings_problem(expectation.warnings, obs)
-        if problem is not None:
-            verdict = failing(problem)
+    try:
+        verdict = _kind_verdict(kind, expectation, obs)
+        if verdict.passed and expectation.warnings:
+            problem = warnings_problem(expectation.warnings, obs)
+            if problem is not None:
+                verdict = failing(problem)
+    except re.error as exc:
+        # The loader compiles every regex; one that slipped past it is our fault, and the
+        # submission still ends with a verdict rather than a crash.
+        verdict = Verdict(
+            status=VerdictStatus.SANDBOX_ERROR,
+            reason=f"the challenge's expectation has an invalid regex: {exc}",
+        )
     return verdict.model_copy(update={"observation": obs})
 
 

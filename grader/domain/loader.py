@@ -1,8 +1,13 @@
-"""Loading challenge files: YAML in, ``Challenge`` out, errors that name file, line and field."""
+"""Loading challenge files: YAML in, ``Challenge`` out, errors that name file, line and field.
+
+Every problem of every file is reported in one pass (``read_challenges``): a file's field
+errors all at once, each at the line of its own key, and every broken file of a folder.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,14 +15,41 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ChallengeError
-from .challenge import Challenge
+from .challenge import Challenge, Loc, ProblemAt
 
 SUFFIXES = (".yaml", ".yml")
 
+Lines = dict[Loc, int]
 
-def _lines(
-    node: yaml.Node, path: tuple[str | int, ...], out: dict[tuple[str | int, ...], int]
-) -> None:
+
+@dataclass(frozen=True)
+class LoadProblem:
+    """One thing wrong with a challenge file, where an instructor can find it."""
+
+    path: Path
+    line: int
+    message: str
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = f"field '{self.field}': " if self.field is not None else ""
+        return f"{self.path}:{self.line}: {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """What loaded, and what did not (every problem, sorted by file and line)."""
+
+    challenges: list[Challenge] = field(default_factory=list)
+    problems: list[LoadProblem] = field(default_factory=list)
+
+    def raise_for_problems(self) -> None:
+        """A ``ChallengeError`` naming every problem, one per line, if there is any."""
+        if self.problems:
+            raise ChallengeError("\n".join(str(p) for p in self.problems))
+
+
+def _lines(node: yaml.Node, path: Loc, out: Lines) -> None:
     """Record the 1-based line of every key and item in the YAML node tree."""
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
@@ -30,7 +62,7 @@ def _lines(
             _lines(item, (*path, index), out)
 
 
-def _line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[Any, ...]) -> int:
+def _line_of(lines: Lines, loc: Loc) -> int:
     for end in range(len(loc), -1, -1):
         line = lines.get(tuple(loc[:end]))
         if line is not None:
@@ -38,12 +70,49 @@ def _line_of(lines: dict[tuple[str | int, ...], int], loc: tuple[Any, ...]) -> i
     return 1
 
 
-def load_challenge(path: Path, known_environments: Iterable[str] | None = None) -> Challenge:
-    """Parse and check one file; ``ChallengeError`` says where and what is wrong."""
+def _field(loc: Loc) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+@dataclass
+class _File:
+    """One file being loaded: its path, its YAML lines, what it said, what is wrong."""
+
+    path: Path
+    lines: Lines = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    problems: list[LoadProblem] = field(default_factory=list)
+
+    def problem(self, message: str, loc: Loc | None = None, *fallbacks: Loc) -> None:
+        """A problem at ``loc``'s line (or the first fallback the file has, else line 1)."""
+        present = [c for c in (loc, *fallbacks) if c is not None and c in self.lines]
+        line = self.lines[present[0]] if present else _line_of(self.lines, loc or ())
+        shown = None if loc is None else _field(loc)
+        self.problems.append(LoadProblem(self.path, line, message, shown))
+
+    def origin(self, name: str) -> str:
+        """Where the id or the set came from, for messages about it."""
+        if name in self.data:
+            return f"from its '{name}:' field, line {self.lines.get((name,), 1)}"
+        if name == "id":
+            return f"from the file name {self.path.name!r}"
+        return f"from the folder name {self.path.parent.name!r}"
+
+    def origin_hint(self, name: str) -> str:
+        if name in self.data:
+            return f"the {name} comes {self.origin(name)}"
+        if name == "id":
+            return f"the id comes {self.origin(name)}: rename the file, or set 'id:'"
+        return f"the set comes {self.origin(name)}: rename the folder"
+
+
+def _parse(file: _File) -> bool:
+    """Read and parse the YAML into ``file``; False (with the problem recorded) if it cannot."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = file.path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ChallengeError(f"{path}: cannot read: {exc}") from None
+        file.problems.append(LoadProblem(file.path, 1, f"cannot read: {exc}"))
+        return False
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -51,43 +120,73 @@ def load_challenge(path: Path, known_environments: Iterable[str] | None = None) 
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ChallengeError(f"{path}:{line}: invalid YAML: {problem}") from None
+        file.problems.append(LoadProblem(file.path, line, f"invalid YAML: {problem}"))
+        return False
     if not isinstance(data, dict) or node is None:
-        raise ChallengeError(f"{path}:1: a challenge file is a mapping of fields")
-    lines: dict[tuple[str | int, ...], int] = {}
-    _lines(node, (), lines)
+        file.problems.append(LoadProblem(file.path, 1, "a challenge file is a mapping of fields"))
+        return False
+    _lines(node, (), file.lines)
+    file.data = data
+    return True
+
+
+def _validation_problems(file: _File, exc: ValidationError) -> None:
+    seen: set[tuple[Loc, str]] = set()
+    for error in exc.errors():
+        loc: Loc = tuple(
+            p
+            for p in error["loc"]
+            if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))
+        )
+        cause = (error.get("ctx") or {}).get("error")
+        locs = [(*loc, *more) for more in cause.locs] if isinstance(cause, ProblemAt) else [loc]
+        message = error["msg"]
+        if locs[0] and locs[0][0] in ("id", "set") and len(locs[0]) == 1:
+            message += f"; {file.origin_hint(str(locs[0][0]))}"
+        if (locs[0], message) not in seen:
+            seen.add((locs[0], message))
+            file.problem(message, *locs)
+
+
+def _environment_problems(file: _File, known: set[str]) -> None:
+    """Unknown environment names, each at its own key (checked on what the file says)."""
+    named: list[tuple[Loc, object]] = []
+    if "environment" in file.data:
+        named.append((("environment",), file.data["environment"]))
+    overrides = file.data.get("environments")
+    if isinstance(overrides, dict):
+        named += [(("environments", str(name)), name) for name in overrides]
+    for loc, name in named:
+        if isinstance(name, str) and name not in known:
+            file.problem(f"unknown environment {name!r}; known: {', '.join(sorted(known))}", loc)
+
+
+def _check(path: Path, known: set[str] | None) -> tuple[Challenge | None, _File]:
+    file = _File(path)
+    if not _parse(file):
+        return None, file
     folder_set = path.parent.name
-    data.setdefault("set", folder_set)
-    data.setdefault("id", path.stem)
+    data = {"set": folder_set, "id": path.stem, **file.data}
+    challenge = None
     try:
         challenge = Challenge.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(
-            p
-            for p in first["loc"]
-            if not (isinstance(p, str) and (p.startswith("function-") or p == "[key]"))
-        )
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(lines, loc)
-        raise ChallengeError(f"{path}:{line}: field '{field}': {first['msg']}") from None
-    if challenge.set != folder_set:
-        raise ChallengeError(
-            f"{path}:{lines.get(('set',), 1)}: field 'set': "
-            f"{challenge.set!r} differs from the folder {folder_set!r}"
-        )
-    if known_environments is not None:
-        known = set(known_environments)
-        for field, name in [
-            ("environment", challenge.environment),
-            *[(f"environments.{n}", n) for n in challenge.environments],
-        ]:
-            if name not in known:
-                key = tuple(field.split("."))
-                raise ChallengeError(
-                    f"{path}:{lines.get(key, 1)}: field '{field}': unknown environment {name!r}; "
-                    f"known: {', '.join(sorted(known))}"
-                )
+        _validation_problems(file, exc)
+    given_set = file.data.get("set")
+    if isinstance(given_set, str) and given_set != folder_set:
+        file.problem(f"{given_set!r} differs from the folder {folder_set!r}", ("set",))
+    if known is not None:
+        _environment_problems(file, known)
+    file.problems.sort(key=lambda p: p.line)
+    return (challenge if not file.problems else None), file
+
+
+def load_challenge(path: Path, known_environments: Iterable[str] | None = None) -> Challenge:
+    """Parse and check one file; ``ChallengeError`` names every problem, one per line."""
+    known = set(known_environments) if known_environments is not None else None
+    challenge, file = _check(path, known)
+    LoadResult(problems=file.problems).raise_for_problems()
+    assert challenge is not None  # noqa: S101  no problems means it loaded
     return challenge
 
 
@@ -104,20 +203,37 @@ def challenge_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def read_challenges(
+    paths: Iterable[Path], known_environments: Iterable[str] | None = None
+) -> LoadResult:
+    """Load every file and collect every problem of every file; a duplicate id is one too.
+
+    A path that is neither a challenge file nor a folder raises ``ChallengeError``.
+    """
+    known = set(known_environments) if known_environments is not None else None
+    seen: dict[str, _File] = {}
+    result = LoadResult()
+    for path in challenge_files(paths):
+        challenge, file = _check(path, known)
+        if challenge is not None and challenge.qualified_id in seen:
+            first = seen[challenge.qualified_id]
+            file.problem(
+                f"duplicate id {challenge.qualified_id!r} ({file.origin('id')}), also in "
+                f"{first.path} ({first.origin('id')}): rename one file, or set 'id:'",
+                ("id",),
+            )
+            challenge = None
+        if challenge is not None:
+            seen[challenge.qualified_id] = file
+            result.challenges.append(challenge)
+        result.problems.extend(file.problems)
+    return result
+
+
 def load_challenges(
     paths: Iterable[Path], known_environments: Iterable[str] | None = None
 ) -> list[Challenge]:
-    """Load every file; a duplicate id is an error naming both files."""
-    known = list(known_environments) if known_environments is not None else None
-    seen: dict[str, Path] = {}
-    challenges = []
-    for path in challenge_files(paths):
-        challenge = load_challenge(path, known)
-        if challenge.qualified_id in seen:
-            raise ChallengeError(
-                f"{path}:1: field 'id': duplicate id {challenge.qualified_id!r}, "
-                f"also in {seen[challenge.qualified_id]}"
-            )
-        seen[challenge.qualified_id] = path
-        challenges.append(challenge)
-    return challenges
+    """Load every file, or raise one ``ChallengeError`` naming every problem of every file."""
+    result = read_challenges(paths, known_environments)
+    result.raise_for_problems()
+    return result.challenges

@@ -33,6 +33,7 @@ from .observation import (
     format_summary,
     parse_summary,
 )
+from .observed import describe, failure_detail
 from .outcomes import observed_summary
 from .sandbox import Sandbox
 
@@ -50,6 +51,9 @@ class Check(BaseModel):
     ok: bool
     detail: str
     environment: str | None = None
+    observed: str = ""
+    """For a failed check, what the run showed: a unified diff of the expected and the actual
+    output, or the exception, syntax error, test outcomes, state values and output."""
 
 
 class ChallengeReport(BaseModel):
@@ -125,6 +129,7 @@ def validate(
                     ok=verdict.passed,
                     detail=verdict.reason,
                     environment=environment,
+                    observed=failure_detail(expectation, verdict),
                 )
             )
         if primary and challenge.options:
@@ -202,11 +207,17 @@ def _prove_key(
     checks: list[Check] = []
     if code_options:
         producing = []
+        observed_key = ""
         for option in code_options:
             assert option.code is not None  # noqa: S101  filtered above
             every = run(environment, request_for(challenge, option.code, expectation))
-            if all(compare(challenge.kind, expectation, obs).passed for obs in every):
+            verdicts = [compare(challenge.kind, expectation, obs) for obs in every]
+            failed = next((v for v in verdicts if not v.passed), None)
+            if failed is None:
                 producing.append(option.label)
+            elif option.label == challenge.answer:
+                detail = failure_detail(expectation, failed)
+                observed_key = f"the key, {option.label}: {failed.reason}\n{detail}".rstrip()
         ok = producing == [challenge.answer]
         detail = (
             f"only {challenge.answer} produces the expected {challenge.kind}"
@@ -214,7 +225,13 @@ def _prove_key(
             else f"options producing it: {', '.join(producing) or 'none'}; key: {challenge.answer}"
         )
         checks.append(
-            Check(name="exactly the keyed option", ok=ok, detail=detail, environment=environment)
+            Check(
+                name="exactly the keyed option",
+                ok=ok,
+                detail=detail,
+                environment=environment,
+                observed="" if ok else observed_key,
+            )
         )
     if text_options and observed is not None:
         checks.append(_prove_text_key(challenge, expectation, text_options, observed, environment))
@@ -247,7 +264,11 @@ def _prove_text_key(
     if summaries:
         detail += f" (pytest reported {format_summary(observed_summary(observed))})"
     return Check(
-        name="keyed text equals the observation", ok=ok, detail=detail, environment=environment
+        name="keyed text equals the observation",
+        ok=ok,
+        detail=detail,
+        environment=environment,
+        observed="" if ok else describe(observed),
     )
 
 

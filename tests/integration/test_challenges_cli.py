@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -37,6 +36,7 @@ def test_validate_proves_every_seed_key(built_environments: list[str]) -> None:
             "ok": True,
             "detail": "only C produces the expected syntax",
             "environment": OLD_ENV,
+            "observed": "",
         }
     ]
     q1 = reports["q1-async-test-output"]["checks"]
@@ -62,18 +62,74 @@ def test_validate_fails_on_a_wrong_key(built_environments: list[str], tmp_path: 
 
 
 def test_validate_reports_loader_errors(tmp_path: Path) -> None:
-    """A broken file stops validation with file, line and field."""
+    """Every broken file is reported literally with file, line and field; validate exits 1."""
     folder = tmp_path / "broken"
     folder.mkdir()
-    shutil.copy(SEED / "q4-counter-after-test.yaml", folder / "q4.yaml")
-    path = folder / "q4.yaml"
-    path.write_text(
-        path.read_text().replace("environment: fastapi-0.115-httpx-0.27", "environment: nope")
-    )
+    text = (SEED / "q4-counter-after-test.yaml").read_text()
+    unknown = folder / "q4.yaml"
+    unknown.write_text(text.replace(f"environment: {OLD_ENV}", "environment: nope"))
+    misnamed = folder / "Q4_Copy.yaml"
+    misnamed.write_text(text)
     result = CliRunner().invoke(app, ["challenges", "validate", str(folder)])
     assert result.exit_code == 1
-    assert "q4.yaml:" in result.output
-    assert "field 'environment': unknown environment 'nope'" in result.output
+    lines = text.splitlines()
+    first_field = next(n for n, line in enumerate(lines, 1) if not line.startswith("#"))
+    assert result.stderr.splitlines() == [
+        f"error: {misnamed}:{first_field}: field 'id': String should match pattern "
+        "'^[a-z0-9][a-z0-9-]{0,62}$'; the id comes from the file name 'Q4_Copy.yaml': "
+        "rename the file, or set 'id:'",
+        f"error: {unknown}:{lines.index(f'environment: {OLD_ENV}') + 1}: "
+        "field 'environment': unknown environment 'nope'; known: "
+        f"{', '.join(sorted([OLD_ENV, NEW_ENV]))}",
+    ]
+
+
+WRONG_OUTPUT = f"""\
+title: Brackets
+kind: output
+prompt: What does it print?
+environment: {OLD_ENV}
+code: |
+  print("[ok]", [1, 2, 3])
+  print("done")
+expectation:
+  output:
+    stdout: "[ok] [1, 2]\\ndone\\n"
+"""
+
+WRONG_EXCEPTION = f"""\
+title: Missing key
+kind: exception
+prompt: What is raised?
+environment: {OLD_ENV}
+code: |
+  d = {{}}
+  d["a"]
+expectation:
+  exception:
+    type: RuntimeError
+"""
+
+
+def test_validate_shows_what_a_real_run_observed(
+    built_environments: list[str], tmp_path: Path
+) -> None:
+    """A wrong output shows its diff, a wrong exception the one raised, from real runs."""
+    folder = tmp_path / "wrong"
+    folder.mkdir()
+    (folder / "output.yaml").write_text(WRONG_OUTPUT)
+    (folder / "exception.yaml").write_text(WRONG_EXCEPTION)
+    code, stdout = invoke("challenges", "validate", str(folder), "--runs", "1", "--json")
+    assert code == 1
+    checks = {r["challenge"]: r["checks"] for r in json.loads(stdout)}
+    (output,) = checks["wrong/output"]
+    assert (output["ok"], output["detail"]) == (False, "output does not match (exact)")
+    assert output["observed"] == (
+        "--- expected\n+++ actual\n@@ -1,2 +1,2 @@\n-[ok] [1, 2]\n+[ok] [1, 2, 3]\n done"
+    )
+    (exception,) = checks["wrong/exception"]
+    assert exception["detail"] == "expected RuntimeError, got KeyError: 'a'"
+    assert exception["observed"] == ("raised KeyError: 'a' (line 2)\nexit code 1\nprinted nothing")
 
 
 def test_matrix_shows_where_httpx_028_differs(built_environments: list[str]) -> None:

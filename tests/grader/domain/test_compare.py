@@ -344,3 +344,30 @@ def test_points_must_name_real_tests() -> None:
     """A points entry for a test that does not exist is an error, not a silent 1 point."""
     with pytest.raises(ValueError, match=r"points name unknown tests \['test_tree'\]"):
         TestsExpectation(code=HIDDEN, points={"test_tree": 2})
+
+
+@pytest.mark.parametrize(
+    "expectation",
+    [
+        Expectation.model_construct(
+            output=OutputExpectation.model_construct(match="regex", stdout="1(")
+        ),
+        Expectation.model_construct(
+            exception=ExceptionExpectation.model_construct(
+                type="ValueError", message=TextMatch.model_construct(regex="[a-")
+            )
+        ),
+    ],
+)
+def test_a_regex_that_slipped_past_the_loader_ends_in_a_verdict(expectation: Expectation) -> None:
+    """compare never raises on a bad regex: a sandbox_error verdict, never the learner's fault."""
+    observed = obs(
+        stdout=CapturedStream(text="1\n", bytes=2),
+        exit_code=1,
+        exception=ExceptionInfo(type="ValueError", message="bad"),
+    )
+    kind = Kind.OUTPUT if expectation.output is not None else Kind.EXCEPTION
+    verdict = compare(kind, expectation, observed)
+    assert verdict.status is VerdictStatus.SANDBOX_ERROR
+    assert verdict.reason.startswith("the challenge's expectation has an invalid regex: ")
+    assert verdict.observation == observed

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from grader.domain.challenge import Kind
-from grader.domain.loader import load_challenge, load_challenges
+from grader.domain.loader import load_challenge, load_challenges, read_challenges
 from grader.errors import ChallengeError
 
 ENVS = ["env-a", "env-b"]
@@ -97,12 +97,13 @@ def test_duplicate_id_names_both_files(tmp_path: Path) -> None:
     """Two files with the same id in one set are refused, naming both."""
     write(tmp_path, VALID, name="sum.yaml")
     write(tmp_path, "id: sum\n" + VALID, name="other.yaml")
-    with pytest.raises(
-        ChallengeError,
-        match=r"sum.yaml:1: field 'id': duplicate id "
-        r"'basics/sum', also in .*other.yaml",
-    ):
+    with pytest.raises(ChallengeError) as caught:
         load_challenges([tmp_path], ENVS)
+    assert str(caught.value) == (
+        f"{tmp_path}/basics/sum.yaml:1: field 'id': duplicate id 'basics/sum' (from the file "
+        f"name 'sum.yaml'), also in {tmp_path}/basics/other.yaml (from its 'id:' field, line 1): "
+        "rename one file, or set 'id:'"
+    )
 
 
 def test_answer_must_be_an_option(tmp_path: Path) -> None:
@@ -226,8 +227,9 @@ def test_outcome_expectation_warnings_and_filters_load(tmp_path: Path) -> None:
         (
             "mode: pytest\n",
             "mode: script\n",
-            r"field '\(top level\)': Value error, the expectation: "
-            r"outcome expectations need mode: pytest",
+            r"skipped.yaml:4: field 'mode': Value error, the expectation: "
+            r"outcome expectations need mode: pytest, and the file has mode: script; "
+            r"hint: add 'mode: pytest'",
         ),
         (
             "filterwarnings: [error,",
@@ -323,3 +325,156 @@ def test_several_hidden_files_load(tmp_path: Path) -> None:
     tests = challenge.expectation.tests
     assert tests is not None
     assert [t.nodeid for t in tests.expected()] == ["test_total.py::test_a"]
+
+
+def test_every_problem_of_a_file_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    """Field errors and an unknown environment of one file all come back, sorted by line."""
+    text = (
+        VALID.replace("environment: env-a", "environment: env-z")
+        .replace("kind: output", "kind: output\ndifficulty: hard")
+        .replace("answer: A", "answer: A\nattempts: many")
+    )
+    path = write(tmp_path, text)
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value).splitlines() == [
+        f"{path}:3: field 'difficulty': Input should be 'beginner', 'intermediate', "
+        "'advanced' or 'expert'",
+        f"{path}:5: field 'environment': unknown environment 'env-z'; known: env-a, env-b",
+        f"{path}:14: field 'attempts': Input should be a valid integer, unable to parse "
+        "string as an integer",
+    ]
+
+
+def test_every_broken_file_of_a_folder_is_reported_and_the_valid_ones_load(
+    tmp_path: Path,
+) -> None:
+    """read_challenges keeps going past a broken file; load_challenges names them all."""
+    write(tmp_path, VALID, name="good.yaml")
+    first = write(tmp_path, VALID.replace("answer: A", "answer: C"), name="bad-key.yaml")
+    second = write(tmp_path, "title: [unclosed\n", name="bad-yaml.yaml")
+    result = read_challenges([tmp_path], ENVS)
+    assert [c.qualified_id for c in result.challenges] == ["basics/good"]
+    assert [str(p) for p in result.problems] == [
+        f"{first}:12: field 'answer': Value error, answer 'C' is not one of the options ['A', 'B']",
+        f"{second}:2: invalid YAML: expected ',' or ']', but got '<stream end>'",
+    ]
+    with pytest.raises(ChallengeError) as caught:
+        load_challenges([tmp_path], ENVS)
+    assert str(caught.value).splitlines() == [str(p) for p in result.problems]
+
+
+def test_an_id_from_the_file_name_says_so_with_its_pattern_intact(tmp_path: Path) -> None:
+    """A file name that is not a slug: the pattern whole, and where the id came from."""
+    path = write(tmp_path, VALID, name="Sum_Two.yaml")
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:1: field 'id': String should match pattern '^[a-z0-9][a-z0-9-]{{0,62}}$'; "
+        "the id comes from the file name 'Sum_Two.yaml': rename the file, or set 'id:'"
+    )
+
+
+def test_an_id_given_in_the_file_is_reported_on_its_line(tmp_path: Path) -> None:
+    """An explicit id that is not a slug is reported at its key, as coming from there."""
+    path = write(tmp_path, "title: Sum\nid: Sum Two\n" + VALID.removeprefix("title: Sum\n"))
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:2: field 'id': String should match pattern '^[a-z0-9][a-z0-9-]{{0,62}}$'; "
+        "the id comes from its 'id:' field, line 2"
+    )
+
+
+def test_a_set_from_the_folder_name_says_so(tmp_path: Path) -> None:
+    """A folder name that is not a slug: the set comes from it, so the folder is renamed."""
+    path = write(tmp_path, VALID, folder="My Basics")
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:1: field 'set': String should match pattern '^[a-z0-9][a-z0-9-]{{0,62}}$'; "
+        "the set comes from the folder name 'My Basics': rename the folder"
+    )
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        (
+            '    stdout: "2\\n"\n',
+            '    match: regex\n    stdout: "2(\\n"\n',
+            "16: field 'expectation.output.stdout': Value error, invalid regex '2(\\n': "
+            "missing ), unterminated subpattern at position 1 (line 1, column 2)",
+        ),
+        (
+            '  output:\n    stdout: "2\\n"\n',
+            '  output:\n    stdout: "2\\n"\n  warnings:\n    - message:\n        regex: "[a-"\n',
+            "18: field 'expectation.warnings.0.message.regex': Value error, invalid regex "
+            "'[a-': unterminated character set at position 0",
+        ),
+    ],
+)
+def test_an_invalid_regex_is_a_loader_error_at_its_line(
+    tmp_path: Path, old: str, new: str, where: str
+) -> None:
+    """Regexes compile at load: re's own message, at the regex's own line."""
+    assert old in VALID
+    path = write(tmp_path, VALID.replace(old, new))
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == f"{path}:{where}"
+
+
+def test_an_invalid_message_regex_is_a_loader_error(tmp_path: Path) -> None:
+    """An exception's message regex compiles at load too, reported at its line."""
+    text = OUTCOME.replace(
+        "        type: TypeError\n",
+        "        type: TypeError\n        message:\n          regex: 'a)'\n",
+    )
+    path = write(tmp_path, text, "skipped.yaml")
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:32: field 'environments.env-b.expectation.exception.message.regex': "
+        "Value error, invalid regex 'a)': unbalanced parenthesis at position 1"
+    )
+
+
+def test_an_unknown_dotted_environment_points_at_its_key(tmp_path: Path) -> None:
+    """Environment names have dots; an unknown one under environments: is at its own key."""
+    text = VALID + "environments:\n  env-a:\n    note: x\n  fastapi-9.9-httpx-0.99:\n    note: y\n"
+    path = write(tmp_path, text)
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:19: field 'environments.fastapi-9.9-httpx-0.99': unknown environment "
+        "'fastapi-9.9-httpx-0.99'; known: env-a, env-b"
+    )
+
+
+def test_hidden_tests_without_pytest_mode_are_refused_at_kind_with_a_hint(
+    tmp_path: Path,
+) -> None:
+    """A tests challenge left in script mode can never pass: refused at kind, with the fix."""
+    path = write(
+        tmp_path,
+        SEVERAL.replace("mode: pytest\n", "").format(name="helpers.py", points="test_a"),
+        "cart.yaml",
+    )
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:2: field 'mode': Value error, the expectation: tests expectations need "
+        "mode: pytest, and the file has no mode (script); hint: add 'mode: pytest' (hidden "
+        "tests and pytest outcomes only exist when pytest runs the code)"
+    )
+
+
+def test_a_rule_on_several_fields_is_reported_at_the_field_to_change(tmp_path: Path) -> None:
+    """A key that is not an option is reported on the answer's line, not at line 1."""
+    path = write(tmp_path, VALID.replace("answer: A", "answer: C"))
+    with pytest.raises(ChallengeError) as caught:
+        load_challenge(path, ENVS)
+    assert str(caught.value) == (
+        f"{path}:12: field 'answer': Value error, answer 'C' is not one of the options ['A', 'B']"
+    )

@@ -327,3 +327,60 @@ def test_summarize_names_outcomes_collection_errors_and_warnings() -> None:
     assert summarize(observed("e", RunMode.PYTEST, collection_errors=(error,))) == (
         "collection error Failed: In t: no"
     )
+
+
+def test_a_failing_output_check_shows_expected_and_actual_as_a_diff() -> None:
+    """What the code printed is shown beside the expectation, as a unified diff."""
+    report = validate(OUTPUT, FakeSandbox(printing("3\n")), Limits(), runs=1)
+    code, key = report.checks
+    assert (code.ok, code.detail) == (False, "output does not match (exact)")
+    assert code.observed == "--- expected\n+++ actual\n@@ -1 +1 @@\n-2\n+3"
+    assert key.observed == "printed:\n  | 3"
+
+
+def test_a_failing_regex_output_check_shows_the_pattern_and_the_output() -> None:
+    """A regex is no text to diff against: the pattern, then the output as printed."""
+    regex = challenge(
+        kind="output",
+        code="print(2)",
+        expectation={"output": {"match": "regex", "stdout": r"\d+ items\n"}},
+    )
+    report = validate(regex, FakeSandbox(printing("2\nthings\n")), Limits(), runs=1)
+    assert report.checks[0].observed == (
+        "expected output matching /\\d+ items\\n/; the code printed:\n  | 2\n  | things"
+    )
+
+
+def test_a_failing_exception_check_shows_what_was_observed() -> None:
+    """For other kinds, the observation: here the exception that was raised and its line."""
+    raising = challenge(
+        kind="exception", code="x", expectation={"exception": {"type": "RuntimeError"}}
+    )
+
+    def answer(env: str, req: RunRequest) -> Observation:
+        return observed(
+            env,
+            exit_code=1,
+            exception=ExceptionInfo(type="KeyError", message="'a'", line=3),
+            stdout=CapturedStream(text="start\n", bytes=6),
+        )
+
+    (check,) = validate(raising, FakeSandbox(answer), Limits(), runs=1).checks
+    assert check.detail == "expected RuntimeError, got KeyError: 'a'"
+    assert check.observed == "raised KeyError: 'a' (line 3)\nexit code 1\nprinted:\n  | start"
+
+
+def test_a_key_that_does_not_produce_the_outcome_shows_what_it_did() -> None:
+    """When the keyed option fails, its own reason and observation are shown."""
+    report = validate(SYNTAX, FakeSandbox(compile_errors_for("also bad =")), Limits(), runs=1)
+    (check,) = report.checks
+    assert check.detail == "options producing it: C; key: B"
+    assert check.observed == (
+        "the key, B: expected a SyntaxError, but the code compiled\nprinted nothing"
+    )
+
+
+def test_passing_checks_carry_no_observation() -> None:
+    """A check that holds needs nothing more than its detail."""
+    report = validate(OUTPUT, FakeSandbox(printing("2\n")), Limits(), runs=1)
+    assert [c.observed for c in report.checks] == ["", ""]
