@@ -163,6 +163,8 @@ def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | 
         container_id=observation.container_id if observation else None,
         pool_hit=observation.pool_hit if observation else None,
     )
+    if verdict.status is VerdictStatus.SANDBOX_ERROR:  # our fault, seen by the comparison
+        return Outcome(verdict, failed=True, error=verdict.reason, packages=packages)
     return Outcome(verdict, packages=packages)
 
 

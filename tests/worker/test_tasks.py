@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from grader.adapters.store import SubmissionStore
 from grader.domain import CapturedStream, Limits, Observation, RunRequest, RunStatus
-from grader.domain.challenge import Challenge
+from grader.domain.challenge import Expectation, OutputExpectation
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import VerdictStatus
 from grader.errors import HarnessProtocolError, StoreError
@@ -199,11 +199,13 @@ def test_default_limits_reach_the_sandbox(
     assert [limits for _, _, limits in sandbox.runs] == [Limits(wall_seconds=3)]
 
 
-BAD_REGEX = Challenge.model_validate(
-    {
-        **PRINTS_TWO.model_dump(),
+# The loader refuses an invalid regex; this one is built past it, as if it had slipped through.
+BAD_REGEX = PRINTS_TWO.model_copy(
+    update={
         "id": "bad-regex",
-        "expectation": {"output": {"match": "regex", "stdout": "(2"}},
+        "expectation": Expectation.model_construct(
+            output=OutputExpectation.model_construct(match="regex", stdout="(2")
+        ),
     }
 )
 
@@ -211,8 +213,8 @@ BAD_REGEX = Challenge.model_validate(
 def test_an_invalid_regex_in_a_challenge_ends_failed_at_once(
     store: SubmissionStore, redis_server: RedisServer
 ) -> None:
-    """A regex the comparison cannot compile ends the submission failed/sandbox_error with the
-    exception in ``error``, at the first attempt and without a retry."""
+    """A regex the comparison cannot compile ends the submission with a sandbox_error verdict
+    that says why, at the first attempt and without a retry."""
     sandbox = printing("2\n")
     current = runtime_with(store, sandbox, redis_server.url)
     current.challenges[BAD_REGEX.qualified_id] = BAD_REGEX
@@ -222,8 +224,11 @@ def test_an_invalid_regex_in_a_challenge_ends_failed_at_once(
     assert stored is not None and stored.verdict is not None
     assert stored.status is SubmissionStatus.FAILED
     assert stored.verdict.status is VerdictStatus.SANDBOX_ERROR
-    assert stored.verdict.reason == SANDBOX_ERROR_REASON
-    assert stored.error == "re.error: missing ), unterminated subpattern at position 0"
+    assert stored.verdict.reason == (
+        "the challenge's expectation has an invalid regex: "
+        "missing ), unterminated subpattern at position 0"
+    )
+    assert stored.error == stored.verdict.reason
     assert stored.attempts == 1
     assert len(sandbox.runs) == 1
 
