@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import select
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -68,7 +68,6 @@ class PairReports:
     frames_to_learner: int = 0
     frames_to_judge: int = 0
     cut: str | None = None
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def relay(
