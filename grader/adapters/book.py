@@ -18,7 +18,7 @@ from typing import cast
 import redis
 
 from ..domain.submission import Submission
-from ..errors import Rejected, StoreError
+from ..errors import StoreError
 from .cluster import text
 from .redis_keys import BOOK, BOOK_OF_KEY, SUBMISSION
 
@@ -41,7 +41,7 @@ class Cursor:
             score, _, sid = base64.urlsafe_b64decode(value.encode()).decode().partition(":")
             return cls(float(score), sid)
         except (ValueError, UnicodeError):
-            raise Rejected("cursor is not one this API gave out", 422) from None
+            raise ValueError("not a cursor this API gave out") from None
 
 
 @dataclass(frozen=True)

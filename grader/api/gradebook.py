@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -156,7 +157,11 @@ async def list_submissions(
     """Oldest first, one page at a time; ``next_cursor`` continues (null at the end). A page
     may be shorter than ``limit`` and still have a cursor: keep going until it is null."""
     state = api_state(request)
-    after = Cursor.decode(cursor) if cursor is not None else None
+    try:
+        after = Cursor.decode(cursor) if cursor is not None else None
+    except ValueError as exc:
+        problem = {"loc": ("query", "cursor"), "msg": str(exc), "type": "value_error"}
+        raise RequestValidationError([problem]) from None
     page = await run_in_threadpool(
         state.store.book.page, _owner(key), query.keeps, since=since, after=after, limit=limit
     )
