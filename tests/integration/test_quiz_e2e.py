@@ -50,9 +50,8 @@ def learner() -> str:
 
 def wrong_q4() -> str:
     """Q4's snippet with two POSTs instead of three: counter ends at 2, not 3."""
-    return seed("q4-counter-after-test")["code"].replace(
-        '        await client.post("/increment")\n', "", 1
-    )
+    code: str = seed("q4-counter-after-test")["code"]
+    return code.replace('        await client.post("/increment")\n', "", 1)
 
 
 async def finished(api: httpx.AsyncClient, created: httpx.Response) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_two_answers_racing_for_the_last_attempt_count_once(store: SubmissionSto
     mine = answer(who)
     racing = Interleaved(gate(store, who), lambda: store.create(rival, gate=gate(store, who)))
     with pytest.raises(AttemptsExhausted):
-        store.create(mine, gate=racing)  # type: ignore[arg-type]
+        store.create(mine, gate=racing)
     assert racing.raced is True
     assert store.get(rival.id) is not None
     assert store.get(mine.id) is None
@@ -140,7 +140,7 @@ def graded(
         attempts_allowed=2,
         set_members=("quiz/q1", "quiz/q2"),
         badge=Badge(name="Quiz master"),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
     submission.badge = store.sessions.settle(submission, verdict)
     return submission
