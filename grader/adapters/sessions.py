@@ -27,7 +27,7 @@ from ..domain.verdict import Verdict, VerdictStatus
 from ..errors import AttemptsExhausted, StoreError
 from .redis_keys import BADGE, LEARNER
 
-_OPENED, _USED, _RESULT = "opened_at", "used", "r:"
+_OPENED, _USED, _RESULT, _REFUND = "opened_at", "used", "r:", "x:"
 
 
 class Gate(Protocol):
@@ -200,11 +200,12 @@ class SessionStore:
         terms, learner = submission.terms, submission.learner_id
         if terms is None or terms.attempt is None or learner is None:
             return None
+        key = self.key(submission.key_id, learner, submission.challenge_id)
         if verdict.status is VerdictStatus.SANDBOX_ERROR:
-            return None  # our failure is no answer of the learner's
+            self._refund(key, submission.id)  # our failure is no answer of the learner's
+            return None
         counts = scores(terms)
         value = f"{verdict.status.value}|{verdict.score if counts else 0.0}|{int(counts)}"
-        key = self.key(submission.key_id, learner, submission.challenge_id)
         try:
             pipe = self._redis.pipeline()
             pipe.hsetnx(key, f"{_RESULT}{submission.id}", value)
@@ -215,6 +216,14 @@ class SessionStore:
             return self._award(submission, terms, learner)
         except redis.RedisError as exc:
             raise StoreError(f"cannot record a learner's result: {exc}") from None
+
+    def _refund(self, key: str, submission_id: str) -> None:
+        """Give back the attempt a submission took, once (our failure used it up)."""
+        try:
+            if self._redis.hsetnx(key, f"{_REFUND}{submission_id}", 1):
+                self._redis.hincrby(key, _USED, -1)
+        except redis.RedisError as exc:
+            raise StoreError(f"cannot give an attempt back: {exc}") from None
 
     def _award(self, submission: Submission, terms: Terms, learner: str) -> EarnedBadge | None:
         assert terms.badge is not None  # noqa: S101  checked by the caller

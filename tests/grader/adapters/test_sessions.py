@@ -173,8 +173,13 @@ def test_a_late_pass_that_does_not_score_earns_no_badge(store: SubmissionStore) 
     assert (session.passed, session.passed_late, session.best_score) == (False, True, 0.0)
 
 
-def test_our_failure_is_not_recorded_as_an_answer(store: SubmissionStore) -> None:
-    """A sandbox_error is no answer of the learner's: the session records nothing."""
+def test_our_failure_gives_the_attempt_back_once(store: SubmissionStore) -> None:
+    """A sandbox_error is no answer of the learner's: nothing recorded, its attempt given
+    back, once however often it is settled."""
     who = uuid.uuid4().hex
-    graded(store, who, "quiz/q1", Verdict(status=VerdictStatus.SANDBOX_ERROR))
-    assert store.sessions.read("k1", who, ["quiz/q1"])["quiz/q1"].results == {}
+    stored, _ = store.create(answer(who), gate=gate(store, who))
+    assert store.sessions.read("k1", who, [CHALLENGE])[CHALLENGE].used == 1
+    for _ in range(2):
+        store.sessions.settle(stored, Verdict(status=VerdictStatus.SANDBOX_ERROR))
+    session = store.sessions.read("k1", who, [CHALLENGE])[CHALLENGE]
+    assert (session.used, session.results) == (0, {})
