@@ -9,12 +9,11 @@ from typing import Any
 import httpx
 import pytest
 
-from grader.testing import INSTRUCTOR_KEY, OTHER_KEY, SUBMITTER_KEY
+from grader.testing import INSTRUCTOR_KEY, SUBMITTER_KEY
 
 pytestmark = pytest.mark.asyncio
 
 SUBMITTER = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
-OTHER = {"Authorization": f"Bearer {OTHER_KEY}"}
 TEACHER = {"Authorization": f"Bearer {INSTRUCTOR_KEY}"}
 SET = "async-test-mastery"
 Q5 = f"{SET}/q5-test-isolation"
@@ -48,7 +47,7 @@ async def test_the_clock_is_per_key(api: httpx.AsyncClient) -> None:
     who = learner()
     first = await open_q5(api, who, SUBMITTER)
     again = await open_q5(api, who, SUBMITTER)
-    elsewhere = await open_q5(api, who, OTHER)
+    elsewhere = await open_q5(api, who, TEACHER)
     assert again["progress"]["opened_at"] == first["progress"]["opened_at"]
     assert elsewhere["progress"]["opened_at"] != first["progress"]["opened_at"]
 
