@@ -230,7 +230,16 @@ async def test_a_learner_who_runs_out_of_attempts_sees_the_explanation_only_at_t
     assert hook["result"]["feedback"]["explanation"] is None
     for leak in leaks:
         assert leak not in json.dumps(hook)
-    # The instructor's gradebook has the whole reason.
+    # The submitter's gradebook and its exports show what the learner would see ...
+    own = await api.get("/v1/submissions", params={"learner_id": who}, headers=AUTH)
+    assert [r["reason"] for r in own.json()["submissions"]] == [result["reason"]]
+    for fmt in ("csv", "jsonl"):
+        exported = await api.get(
+            "/v1/gradebook/export", params={"learner_id": who, "format": fmt}, headers=AUTH
+        )
+        assert exported.status_code == 200
+        assert "expected 3" not in exported.text
+    # ... and the admin's has the whole reason.
     whole = await api.get("/v1/submissions", params={"learner_id": who}, headers=ADMIN)
     assert [r["reason"] for r in whole.json()["submissions"]] == ["counter is 2, expected 3"]
 
