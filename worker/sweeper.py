@@ -172,6 +172,9 @@ def _settle(current: Runtime, seen: Submission, done: Sweep) -> None:
         if written:
             bound.warning("stuck_submission_failed", error=stored.error)
             done.failed.append(seen.id)
+            if stored.verdict is not None:
+                with suppress(GraderError):  # our failure: the learner's attempt goes back
+                    current.store.sessions.settle(stored, stored.verdict)
             if stored.callback_url:
                 with suppress(GraderError):  # else a later sweep queues it from the outbox
                     queue_webhook(current, seen.id)

@@ -5,18 +5,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from grader.adapters.redis_keys import QUEUED, RUN_OUTBOX, RUNNERS, RUNNING, WEBHOOK_OUTBOX
-from grader.adapters.store import SubmissionStore
+from grader.adapters.store import SubmissionStore, new_id
 from grader.constants import QUEUE_WEBHOOKS
+from grader.domain.challenge import Kind
+from grader.domain.feedback import Terms
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import QueueError
 from grader.testing import RedisServer
-from tests.worker.support import printing, queued_ids, runtime_with, submitted
+from tests.worker.support import ENV, PRINTS_TWO, printing, queued_ids, runtime_with, submitted
 from worker import timing
 from worker.runtime import Runtime
 from worker.sweeper import STUCK_REASON, Sweep, sweep
@@ -131,6 +134,40 @@ def test_past_its_retry_budget_a_stuck_submission_ends_failed(current: Runtime) 
     assert (client.zscore(RUNNING, stuck.id), client.hget(RUNNERS, stuck.id)) == (None, None)
     stats, _ = current.store.stats()
     assert (stats["sweep_failures"], stats["verdict:sandbox_error"]) == (1, 1)
+
+
+def test_a_learners_stuck_submission_that_ends_failed_gives_the_attempt_back(
+    current: Runtime,
+) -> None:
+    """Our failure is not the learner's: the attempt a stuck answer took is given back."""
+    current.settings.queue.max_retries = 0
+    submission = Submission(
+        id=new_id(),
+        key_id="platform",
+        challenge_id=PRINTS_TWO.qualified_id,
+        environment=ENV,
+        code="print(2)",
+        learner_id="u-1",
+    )
+
+    def terms(attempt: int, opened_at: datetime, at: datetime) -> Terms:
+        return Terms(kind=Kind.OUTPUT, attempt=attempt, attempts_allowed=2, opened_at=opened_at)
+
+    gate = current.store.sessions.gate("platform", "u-1", PRINTS_TWO.qualified_id, 2, terms)
+    current.store.create(submission, gate=gate)
+    current.store.mark_running(submission.id, worker=GONE)
+    sessions = current.store.sessions
+    assert (
+        sessions.read("platform", "u-1", [PRINTS_TWO.qualified_id])[PRINTS_TWO.qualified_id].used
+        == 1
+    )
+    assert sweep(current, time.time() + timing.HEARTBEAT_TTL_SECONDS + 1) == Sweep(
+        failed=[submission.id]
+    )
+    assert (
+        sessions.read("platform", "u-1", [PRINTS_TWO.qualified_id])[PRINTS_TWO.qualified_id].used
+        == 0
+    )
 
 
 def test_two_sweepers_at_once_requeue_each_stuck_submission_once(
