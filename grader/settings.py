@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -195,6 +196,15 @@ _DEFAULT_KEY_HASHES = {
 }
 
 
+class LogSettings(BaseModel):
+    """How the API and the worker log: JSON lines on stderr by default."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = Field(
+        default="json", description="json: one object per line; console: for a terminal"
+    )
+
+
 class Settings(BaseSettings):
     """Everything that is a deployment choice."""
 
@@ -207,6 +217,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
 
 
 @lru_cache(maxsize=1)

@@ -171,6 +171,7 @@ class WorkerProcess:
             sys.executable,
             "-m",
             "celery",
+            "--quiet",  # no banner: every line of the log is a JSON object
             "-A",
             "worker.celery_app",
             "worker",

@@ -124,10 +124,14 @@ class Submission(BaseModel):
     verdict: Verdict | None = None
     environment_packages: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
+    request_id: str | None = None
+    """The ``X-Request-ID`` of the request that created it: the worker logs it."""
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns (the code is echoed back only by length)."""
-        body = self.model_dump(mode="json", exclude={"code", "key_id", "environment_packages"})
+        body = self.model_dump(
+            mode="json", exclude={"code", "key_id", "environment_packages", "request_id"}
+        )
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
         verdict = body.pop("verdict")
         body["result"] = None

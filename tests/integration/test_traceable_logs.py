@@ -1,0 +1,111 @@
+"""One id follows a submission from the HTTP request to the container, in JSON lines.
+
+The production programs: ``uvicorn --factory grader.api.app:serve`` as a child process, the
+session's Celery worker process, Docker underneath.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from grader.testing import ROOT, SUBMITTER_KEY, RedisServer, WorkerProcess, free_port, worker_env
+
+Q4 = "async-test-mastery/q4-counter-after-test"
+
+
+def _json_lines(path: Path) -> list[dict[str, object]]:
+    """Every line of ``path`` as JSON (fails on the first line that is not)."""
+    lines = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                pytest.fail(f"{path.name}:{number} is not JSON: {line[:200]!r}")
+    return lines
+
+
+@pytest.fixture
+def api_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The API as the service runs it, its stderr in a file."""
+    port, log_path = free_port(), tmp_path / "api.log"
+    command = [sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:serve"]
+    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=worker_env(redis_server.url),
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the API did not start:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url, log_path
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_one_request_id_follows_a_submission_to_its_container(
+    api_url: tuple[str, Path], worker_process: WorkerProcess
+) -> None:
+    url, api_log = api_url
+    request_id = f"trace-{uuid.uuid4().hex}"
+    response = httpx.post(
+        f"{url}/v1/submissions",
+        params={"wait": 30},
+        headers={"Authorization": f"Bearer {SUBMITTER_KEY}", "X-Request-ID": request_id},
+        json={"challenge_id": Q4, "code": "counter = 3\n"},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["X-Request-ID"] == request_id
+    submission_id = response.json()["id"]
+    assert response.json()["status"] == "done"
+
+    api_lines = [line for line in _json_lines(api_log) if line.get("request_id") == request_id]
+    assert [(line["event"], line["route"], line["status"]) for line in api_lines] == [
+        ("http_request", "/v1/submissions", 200)
+    ]
+
+    deadline = time.monotonic() + 20  # the worker logs the run before the verdict is stored
+    while True:
+        traced = [
+            line
+            for line in _json_lines(worker_process.log_path)
+            if line.get("request_id") == request_id
+        ]
+        if any(line.get("container_id") for line in traced) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert traced, worker_process.tail()
+    assert {line["submission_id"] for line in traced} == {submission_id}
+    task_ids = {line.get("task_id") for line in traced}
+    assert len(task_ids) == 1
+    assert None not in task_ids
+    runs = [line for line in traced if line["event"] in ("sandbox_run", "sandbox_isolated_run")]
+    assert len(runs) == 1
+    container_id = str(runs[0]["container_id"])
+    assert len(container_id) == 64
+    assert all(c in "0123456789abcdef" for c in container_id)
+    assert {line["event"] for line in traced} >= {"graded"}
