@@ -14,12 +14,14 @@ import sys
 from typing import Literal
 
 import structlog
-from structlog.typing import Processor
+from structlog.typing import EventDict, Processor
 
 LogFormat = Literal["json", "console"]
 
 # Libraries that install their own handlers: theirs are removed, so records reach ours once.
-_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task")
+_LIBRARY_LOGGERS = ("uvicorn", "uvicorn.error", "celery", "celery.task")
+_SILENCED = ("uvicorn.access",)
+"""The API's own ``http_request`` line says more (route, request id, duration)."""
 
 _SHARED: list[Processor] = [
     structlog.contextvars.merge_contextvars,
@@ -27,6 +29,12 @@ _SHARED: list[Processor] = [
     structlog.stdlib.add_logger_name,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
 ]
+
+
+def _drop_colour(_: object, __: str, event: EventDict) -> EventDict:
+    """uvicorn adds a copy of its message with terminal colours: not for a log file."""
+    event.pop("color_message", None)
+    return event
 
 
 def configure(level: str = "INFO", fmt: LogFormat = "json") -> None:
@@ -49,7 +57,7 @@ def configure(level: str = "INFO", fmt: LogFormat = "json") -> None:
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder()],
+        foreign_pre_chain=[*_SHARED, structlog.stdlib.ExtraAdder(), _drop_colour],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
@@ -65,3 +73,8 @@ def configure(level: str = "INFO", fmt: LogFormat = "json") -> None:
         library = logging.getLogger(name)
         library.handlers.clear()
         library.propagate = True
+    logging.captureWarnings(True)  # a library's warning is a line like any other
+    for name in _SILENCED:
+        silenced = logging.getLogger(name)
+        silenced.handlers.clear()
+        silenced.propagate = False

@@ -6,7 +6,13 @@ from typing import Any
 
 import structlog
 from celery import Celery, Task
-from celery.signals import setup_logging, task_prerun, worker_process_init, worker_process_shutdown
+from celery.signals import (
+    celeryd_init,
+    setup_logging,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from kombu.entity import Queue
 
 from grader import logs
@@ -39,7 +45,8 @@ def make_app() -> Celery:
 app = make_app()
 
 
-@setup_logging.connect
+@celeryd_init.connect  # the worker program's first step, before it warns of running as root
+@setup_logging.connect  # a receiver here means Celery leaves logging to us
 def _configure_logging(**_: Any) -> None:
     """Replaces Celery's own set-up: its lines, ours and the libraries' all as JSON lines."""
     settings = get_settings()

@@ -34,6 +34,20 @@ def _json_lines(path: Path) -> list[dict[str, object]]:
     return lines
 
 
+def _traced(path: Path, request_id: str, *, until: str) -> list[dict[str, object]]:
+    """The lines of ``path`` with ``request_id``, once one of them is the event ``until``.
+
+    A line may come a moment after the answer it describes: the API logs a request once
+    the response is sent, the worker logs after storing the verdict.
+    """
+    deadline = time.monotonic() + 20
+    while True:
+        traced = [line for line in _json_lines(path) if line.get("request_id") == request_id]
+        if any(line["event"] == until for line in traced) or time.monotonic() > deadline:
+            return traced
+        time.sleep(0.2)
+
+
 @pytest.fixture
 def api_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The API as the service runs it, its stderr in a file."""
@@ -83,21 +97,12 @@ def test_one_request_id_follows_a_submission_to_its_container(
     submission_id = response.json()["id"]
     assert response.json()["status"] == "done"
 
-    api_lines = [line for line in _json_lines(api_log) if line.get("request_id") == request_id]
+    api_lines = _traced(api_log, request_id, until="http_request")
     assert [(line["event"], line["route"], line["status"]) for line in api_lines] == [
         ("http_request", "/v1/submissions", 200)
     ]
 
-    deadline = time.monotonic() + 20  # the worker logs the run before the verdict is stored
-    while True:
-        traced = [
-            line
-            for line in _json_lines(worker_process.log_path)
-            if line.get("request_id") == request_id
-        ]
-        if any(line.get("container_id") for line in traced) or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    traced = _traced(worker_process.log_path, request_id, until="graded")
     assert traced, worker_process.tail()
     assert {line["submission_id"] for line in traced} == {submission_id}
     task_ids = {line.get("task_id") for line in traced}
