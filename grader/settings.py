@@ -205,6 +205,18 @@ class LogSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The web pages served by the API process (``/console``, ``/play``)."""
+
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the session cookie; derived from the API keys' hashes when unset",
+    )
+    secure_cookie: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (behind TLS: true)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything that is a deployment choice."""
 
@@ -218,6 +230,7 @@ class Settings(BaseSettings):
     queue: QueueSettings = Field(default_factory=QueueSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
 
 @lru_cache(maxsize=1)

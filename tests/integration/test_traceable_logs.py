@@ -7,8 +7,6 @@ session's Celery worker process, Docker underneath.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from grader.testing import ROOT, SUBMITTER_KEY, RedisServer, WorkerProcess, free_port, worker_env
+from grader.testing import SUBMITTER_KEY, ApiProcess, RedisServer, WorkerProcess
 
 Q4 = "async-test-mastery/q4-counter-after-test"
 
@@ -50,34 +48,11 @@ def _traced(path: Path, request_id: str, *, until: str) -> list[dict[str, object
 
 @pytest.fixture
 def api_url(redis_server: RedisServer, tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """The API as the service runs it, its stderr in a file."""
-    port, log_path = free_port(), tmp_path / "api.log"
-    command = [sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:serve"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=worker_env(redis_server.url),
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the API did not start:\n{log_path.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield url, log_path
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    """The API as the service runs it, its log in a file."""
+    api = ApiProcess(redis_server.url, tmp_path / "api.log")
+    api.start()
+    yield api.url, api.log_path
+    api.stop()
 
 
 def test_one_request_id_follows_a_submission_to_its_container(
