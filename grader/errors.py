@@ -16,6 +16,7 @@
     ├── RateLimited              the key is over its rate limit (429)
     ├── NotFound                 no such submission, challenge or environment (404)
     ├── Rejected                 the request is invalid (400/413/422)
+    ├── AttemptsExhausted        the learner has no attempt left at this challenge (409)
     ├── UnsafeCallback           a callback URL points at a private address (422)
     └── SandboxError             our side of a run failed (engine, image, harness protocol)
         ├── HarnessProtocolError the harness's report was missing, oversized or malformed
@@ -103,6 +104,10 @@ class Rejected(GraderError):
         self.status = status
 
 
+class AttemptsExhausted(GraderError):
+    """The learner has used every attempt the challenge allows; nothing was stored."""
+
+
 class UnsafeCallback(GraderError):
     """A callback URL resolves to a private, loopback or link-local address."""
 
@@ -124,6 +129,7 @@ class EngineConflict(SandboxError):
 
 
 __all__ = [
+    "AttemptsExhausted",
     "AuthError",
     "BootstrapError",
     "ChallengeError",

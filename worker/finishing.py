@@ -1,5 +1,5 @@
-"""Finishing a submission: store its result, announce it, queue its webhook — through a Redis
-restart.
+"""Finishing a submission: record it in the learner's session (and any badge it earns), store
+its result, announce it, queue its webhook — through a Redis restart.
 
 A result is what a run cost; losing it to a Redis blip would waste the run and leave the
 submission ``running``. So storing is retried with backoff for ``FINISH_SECONDS`` before the
@@ -47,6 +47,11 @@ def finish(
     bound = log.bind(submission_id=submission.id)
     deadline = time.monotonic() + timing.FINISH_SECONDS
     try:
+        # The learner's session first (once per submission), so a badge this pass earns is
+        # stored and announced with the result (its webhook carries it).
+        submission.badge = _retried(
+            deadline, lambda: current.store.sessions.settle(submission, verdict)
+        )
         stored, written = _retried(
             deadline,
             lambda: current.store.complete(

@@ -43,3 +43,15 @@ when they were stored (or last claimed): a submission is stored together with it
 which goes once its task is sent or an attempt starts. So a Redis death or an API crash
 between storing and sending costs a replay's re-send or a sweep's (after a short margin), not
 the sweeper's queued deadline."""
+LEARNER: Final = f"{PREFIX}learner:"
+"""``grader:learner:<key id>:<sha256 of the learner_id>:<set>/<challenge>``: one learner's
+session at one challenge (a hash: when it opened, attempts used, each graded result), kept for
+the retention period after its last change. Learner ids are scoped to the API key."""
+BADGE: Final = f"{PREFIX}badge:"
+"""``grader:badge:<key id>:<sha256 of the learner_id>:<set>``: the set's badge as earned, once
+(JSON: name, time, the submission that earned it); kept for the retention period."""
+BOOK: Final = f"{PREFIX}book"
+"""Sorted set of every submission id, scored by its creation (epoch seconds): the gradebook's
+order for admin keys. Entries older than the retention period are trimmed on each write."""
+BOOK_OF_KEY: Final = f"{PREFIX}book:key:"
+"""``grader:book:key:<key id>``: the same, for one API key's submissions."""

@@ -24,9 +24,12 @@ from redis.client import Pipeline
 
 from ..domain.submission import Submission, SubmissionStatus, now
 from ..domain.verdict import Verdict, VerdictStatus
-from ..errors import StoreError
+from ..errors import AttemptsExhausted, StoreError
+from .book import Book
 from .cluster import LATENCY_BUCKETS, ClusterStore, text
 from .redis_keys import (
+    BOOK,
+    BOOK_OF_KEY,
     DONE_CHANNEL,
     HEARTBEAT,
     IDEMPOTENCY,
@@ -39,6 +42,7 @@ from .redis_keys import (
     SUBMISSION,
     WEBHOOK_OUTBOX,
 )
+from .sessions import Gate, SessionStore
 
 FINAL = frozenset({SubmissionStatus.DONE, SubmissionStatus.FAILED})
 Change = Callable[[Submission], Submission | None]
@@ -68,40 +72,70 @@ class SubmissionStore(ClusterStore):
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         super().__init__(client, retention_seconds)
         self._claim_due = client.register_script(_CLAIM_DUE)
+        self.sessions = SessionStore(client, retention_seconds)
+        self.book = Book(client)
 
     def create(
-        self, submission: Submission, idempotency_key: str | None = None
+        self, submission: Submission, idempotency_key: str | None = None, gate: Gate | None = None
     ) -> tuple[Submission, bool]:
         """Store a new submission; with an idempotency key, return the earlier one instead.
 
         A new submission goes into the outbox of runs with it (``run_queued`` takes it out once
-        its task is sent).
+        its task is sent), and into the gradebook's indexes. With a ``gate`` (a learner's
+        attempts), the rule is checked and recorded in the one transaction that stores it: a
+        refusal stores nothing, and two racing submissions cannot both pass a rule only one may.
         """
+        idem: str | None = None
         try:
             if idempotency_key is not None:
                 digest = hashlib.sha256(idempotency_key.encode()).hexdigest()
-                key = f"{IDEMPOTENCY}{submission.key_id}:{digest}"
-                if not self._redis.set(key, submission.id, nx=True, ex=self._retention):
-                    earlier = self._redis.get(key)
+                idem = f"{IDEMPOTENCY}{submission.key_id}:{digest}"
+                if not self._redis.set(idem, submission.id, nx=True, ex=self._retention):
+                    earlier = self._redis.get(idem)
                     found = self.get(text(earlier)) if earlier else None
                     if found is not None:
                         return found, False
-                    self._redis.set(key, submission.id, ex=self._retention)
-            self.save(submission, unsent=True)
+                    self._redis.set(idem, submission.id, ex=self._retention)
+            if gate is None:
+                self.save(submission, unsent=True, new=True)
+                return submission, True
         except redis.RedisError as exc:
             raise StoreError(f"cannot store the submission: {exc}") from None
-        return submission, True
+        try:
+            return self._create_gated(submission, gate), True
+        except AttemptsExhausted:
+            if idem is not None:  # a retry of this refusal is refused again, not "found"
+                self._redis.delete(idem)
+            raise
 
-    def save(self, submission: Submission, *, unsent: bool = False) -> None:
+    def _create_gated(self, submission: Submission, gate: Gate) -> Submission:
+        def attempt(pipe: Pipeline) -> Submission:
+            admitted = gate.admit(pipe, submission)
+            admitted.updated_at = now()
+            pipe.multi()
+            self._write(pipe, admitted, unsent=True, new=True)
+            gate.record(pipe, admitted)
+            return admitted
+
+        return self._atomically(gate.key, attempt, "cannot store the submission")
+
+    def _write(self, pipe: Pipeline, submission: Submission, *, unsent: bool, new: bool) -> None:
+        pipe.set(f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention)
+        _index(pipe, submission, unsent=unsent)
+        if new:  # the gradebook's order: by creation, trimmed to the retention period
+            created = submission.created_at.timestamp()
+            for book in (BOOK, f"{BOOK_OF_KEY}{submission.key_id}"):
+                pipe.zadd(book, {submission.id: created})
+                pipe.zremrangebyscore(book, "-inf", f"({created - self._retention}")
+                pipe.expire(book, self._retention)
+
+    def save(self, submission: Submission, *, unsent: bool = False, new: bool = False) -> None:
         """Write the record as it is, indexed by its status; ``unsent``: a queued one whose
-        task is still to be sent, in the outbox of runs."""
+        task is still to be sent, in the outbox of runs; ``new``: into the gradebook too."""
         submission.updated_at = now()
         try:
             pipe = self._redis.pipeline()
-            pipe.set(
-                f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention
-            )
-            _index(pipe, submission, unsent=unsent)
+            self._write(pipe, submission, unsent=unsent, new=new)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot save submission {submission.id}: {exc}") from None

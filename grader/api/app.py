@@ -14,9 +14,9 @@ from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
-from ..domain.loader import load_challenges
+from ..domain.loader import load_challenges, load_sets
 from ..settings import Settings, get_settings
-from . import catalog, errors, health, submissions
+from . import catalog, errors, gradebook, health, learners, submissions
 from .errors import error_body
 from .security import KeyRing, RateLimiter
 from .state import ApiState
@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         challenges=challenges,
         environments=environments,
         completions=Completions.from_url(settings.redis.url),
+        sets=load_sets(settings.api.challenges_root),
     )
 
     @asynccontextmanager
@@ -68,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(Tracing, metrics=app.state.http_metrics)  # outermost: sees every answer
     app.include_router(submissions.router)
     app.include_router(catalog.router)
+    app.include_router(learners.router)
+    app.include_router(gradebook.router)
     app.include_router(health.router)
     web.install(app, settings)
     return app

@@ -16,7 +16,8 @@ from .security import has_role
 from .state import api_state, current_key
 
 router = APIRouter(prefix="/v1", tags=["catalog"], responses=error_responses(401, 404, 422, 503))
-_KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", "limits"}
+_KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", "limits", "hint"}
+"""Kept from submitters: the hint too, which a result shows after a wrong attempt."""
 
 
 def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:

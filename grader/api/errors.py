@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
+    AttemptsExhausted,
     AuthError,
     ChallengeError,
     Forbidden,
@@ -57,6 +58,7 @@ _MEANINGS = {
     401: "Missing or unknown API key",
     403: "The key's role does not allow this",
     404: "No such challenge or submission",
+    409: "The learner has no attempt left at this challenge (attempts_exhausted)",
     413: "The body, the code or the batch is too large",
     422: "The request does not match the schema (see problems), or an unsafe callback URL",
     429: "Over the key's rate limit; see Retry-After",
@@ -98,6 +100,8 @@ def _status_for(exc: GraderError) -> tuple[int, str]:
         return 404, "not_found"
     if isinstance(exc, RateLimited):
         return 429, "rate_limited"
+    if isinstance(exc, AttemptsExhausted):
+        return 409, "attempts_exhausted"
     if isinstance(exc, Rejected):
         return exc.status, "rejected" if exc.status != 413 else "too_large"
     if isinstance(exc, UnsafeCallback | LimitsError | ChallengeError):

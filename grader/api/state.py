@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
@@ -11,6 +11,7 @@ from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
 from ..domain.challenge import Challenge
 from ..domain.environment import Environment
+from ..domain.sets import ChallengeSet
 from ..settings import ApiKey, Settings
 from .security import KeyRing, RateLimiter
 
@@ -25,6 +26,7 @@ class ApiState:
     challenges: dict[str, Challenge]
     environments: dict[str, Environment]
     completions: Completions
+    sets: dict[str, ChallengeSet] = field(default_factory=dict)
 
 
 def api_state(request: Request) -> ApiState:

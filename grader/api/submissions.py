@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack, suppress
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -17,9 +18,11 @@ from ..adapters.webhooks import check_callback_url
 from ..domain.challenge import Challenge
 from ..domain.compare import grade_choice
 from ..domain.exporters import NotExportable, ResultFormat, export
+from ..domain.feedback import Terms, terms_for
 from ..domain.grading import refusal
-from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus
+from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus, now
 from ..errors import (
+    AttemptsExhausted,
     GraderError,
     NotFound,
     QueueError,
@@ -38,6 +41,7 @@ router = APIRouter(
     tags=["submissions"],
     responses=error_responses(400, 401, 404, 413, 422, 429, 503),
 )
+_ADMISSION = error_responses(409)
 FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
@@ -87,13 +91,35 @@ def _store_and_queue(
         metadata=body.metadata,
         request_id=current_request_id(),
     )
-    stored, created = state.store.create(submission, idempotency_key)
+
+    def terms(attempt: int | None, opened_at: datetime | None, at: datetime) -> Terms:
+        members = tuple(i for i, c in state.challenges.items() if c.set == challenge.set)
+        return terms_for(
+            challenge,
+            state.sets.get(challenge.set),
+            environment=challenge.environment,
+            members=members,
+            attempt=attempt,
+            opened_at=opened_at,
+            at=at,
+        )
+
+    gate = None
+    if body.learner_id is None:  # no learner, no session: unbounded attempts, no deadline
+        submission.terms = terms(None, None, now())
+    else:
+        gate = state.store.sessions.gate(
+            key.id, body.learner_id, challenge.qualified_id, challenge.attempts, terms
+        )
+    stored, created = state.store.create(submission, idempotency_key, gate)
     if not created:
         if stored.status is SubmissionStatus.QUEUED and state.store.run_unsent(stored.id):
             _send_run(state, stored, stored.environment or challenge.environment)
         return stored, False
     if body.choice is not None:  # no code to run: graded here, against the key
-        state.store.finish(stored, grade_choice(challenge, body.choice))
+        verdict = grade_choice(challenge, body.choice)
+        stored.badge = state.store.sessions.settle(stored, verdict)
+        state.store.finish(stored, verdict)
         if stored.callback_url:
             state.queue.enqueue_webhook(stored.id)
         return stored, True
@@ -155,14 +181,17 @@ def _accept_batch(
             except (StoreError, QueueError) as exc:
                 down = exc
                 results.append(exc)
+            except AttemptsExhausted as exc:
+                results.append(exc)
             else:
                 results.append(submission)
-    return [_item_answer(index, result) for index, result in enumerate(results)]
+    full = has_role(key, Role.INSTRUCTOR)
+    return [_item_answer(index, result, full) for index, result in enumerate(results)]
 
 
-def _item_answer(index: int, result: Submission | GraderError) -> dict[str, Any]:
+def _item_answer(index: int, result: Submission | GraderError, full: bool) -> dict[str, Any]:
     if isinstance(result, Submission):
-        return {"index": index, **result.public()}
+        return {"index": index, **result.public(full=full)}
     _, code, message = describe(result)
     return {"index": index, "error": {"code": code, "message": message}}
 
@@ -171,7 +200,10 @@ def _item_answer(index: int, result: Submission | GraderError) -> dict[str, Any]
     "/submissions",
     status_code=202,
     summary="Submit code or a choice",
-    responses={200: {"description": "An Idempotency-Key replay, or a verdict awaited with wait"}},
+    responses={
+        200: {"description": "An Idempotency-Key replay, or a verdict awaited with wait"},
+        **_ADMISSION,
+    },
 )
 async def create_submission(
     request: Request,
@@ -209,7 +241,7 @@ async def create_submission(
     waited_for_it = wait > 0 and submission.status in FINAL
     return JSONResponse(
         status_code=200 if waited_for_it or not created else 202,
-        content=submission.public(),
+        content=submission.public(full=has_role(key, Role.INSTRUCTOR)),
         headers={"Location": f"/v1/submissions/{submission.id}"},
     )
 
@@ -268,8 +300,12 @@ async def get_submission(
         submission = await _wait(
             state, key, submission_id, min(wait, state.settings.api.max_wait_seconds)
         )
+    full = has_role(key, Role.INSTRUCTOR)  # whole results; a submitter's are shaped by feedback
     try:
-        document = export(submission, result_format)
+        if result_format is ResultFormat.GRADER:
+            document = submission.public(full=full)
+        else:
+            document = export(submission.shown(full=full), result_format)
     except NotExportable as exc:
         return error_body(409, exc.code, str(exc))
     return JSONResponse(content=document)

@@ -255,8 +255,10 @@ class Challenge(_Model):
     title: str = Field(min_length=1)
     kind: Kind
     difficulty: Difficulty = Difficulty.INTERMEDIATE
-    time_limit: int | None = Field(default=None, ge=1, description="Seconds, for display")
+    time_limit: int | None = Field(default=None, ge=1, description="Seconds from opening")
     attempts: int | None = Field(default=None, ge=1)
+    late_scores: bool | None = None  # a late answer scores (None: as its set says, else no)
+    show_expected: bool = False  # a wrong answer's result states the expected value at once
     prompt: str = Field(min_length=1)
     code: str | None = None
     mode: RunMode = RunMode.SCRIPT

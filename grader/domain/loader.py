@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from ..errors import ChallengeError
 from .challenge import Challenge, Loc, ProblemAt
+from .sets import SET_FILE, ChallengeSet
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -195,7 +196,9 @@ def challenge_files(paths: Iterable[Path]) -> list[Path]:
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.suffix in SUFFIXES)
+            found += sorted(
+                p for p in path.rglob("*") if p.suffix in SUFFIXES and p.name != SET_FILE
+            )
         elif path.suffix in SUFFIXES and path.is_file():
             found.append(path)
         else:
@@ -237,3 +240,21 @@ def load_challenges(
     result = read_challenges(paths, known_environments)
     result.raise_for_problems()
     return result.challenges
+
+
+def load_sets(root: Path) -> dict[str, ChallengeSet]:
+    """The declarations of every set folder under ``root`` that has a ``_set.yaml``;
+    ``ChallengeError`` names the file and the field of a wrong one."""
+    sets: dict[str, ChallengeSet] = {}
+    for path in sorted(root.glob(f"*/{SET_FILE}")):
+        file = _File(path)
+        if not _parse(file):
+            LoadResult(problems=file.problems).raise_for_problems()
+        try:
+            sets[path.parent.name] = ChallengeSet.model_validate(
+                {"name": path.parent.name, **file.data}
+            )
+        except ValidationError as exc:
+            _validation_problems(file, exc)
+            LoadResult(problems=file.problems).raise_for_problems()
+    return sets

@@ -17,6 +17,9 @@ from pydantic import (
     model_validator,
 )
 
+from . import feedback
+from .feedback import Terms
+from .sets import EarnedBadge
 from .verdict import Verdict
 
 
@@ -126,19 +129,36 @@ class Submission(BaseModel):
     error: str | None = None
     request_id: str | None = None
     """The ``X-Request-ID`` of the request that created it: the worker logs it."""
+    terms: Terms | None = None
+    """What it was admitted under (attempt, deadline, feedback rules); never shown whole."""
+    badge: EarnedBadge | None = None
+    """The set's badge, when this submission earned it."""
 
-    def public(self) -> dict[str, Any]:
-        """The JSON the API returns (the code is echoed back only by length)."""
-        body = self.model_dump(
-            mode="json", exclude={"code", "key_id", "environment_packages", "request_id"}
-        )
+    def shown(self, *, full: bool = False) -> Submission:
+        """This submission with its verdict as its reader may see it (``full``: an
+        instructor's whole verdict; otherwise redacted while attempts remain)."""
+        if self.terms is None or self.verdict is None:
+            return self
+        verdict = feedback.shown(self.verdict, self.terms, full=full)
+        return self.model_copy(update={"verdict": verdict})
+
+    def public(self, *, full: bool = False) -> dict[str, Any]:
+        """The JSON the API returns (the code is echoed back only by length); the result
+        shaped by ``feedback`` for a submitter, whole for an instructor (``full``)."""
+        shown = self.shown(full=full)
+        hidden = {"code", "key_id", "environment_packages", "terms", "request_id"}
+        body = shown.model_dump(mode="json", exclude=hidden)
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
+        standing = feedback.standing(self.terms)
+        body.update(standing)
         verdict = body.pop("verdict")
         body["result"] = None
         if verdict is not None:
             observation = verdict.pop("observation", None)
             body["result"] = {
                 **verdict,
+                **standing,
+                "feedback": feedback.block(shown.verdict, self.terms, full=full),
                 "observation": observation,
                 "environment": {
                     "name": self.environment,

@@ -29,7 +29,7 @@ DOWN = {"error": {"code": "unavailable", "message": UNAVAILABLE}}
     ("method", "path", "allow"),
     [
         ("DELETE", "/v1/submissions", "POST"),
-        ("GET", "/v1/submissions", "POST"),
+        ("PUT", "/v1/sets/async-test-mastery/progress", "GET"),
         ("PUT", "/v1/submissions/abc", "GET"),
         ("POST", "/v1/challenges", "GET"),
         ("PATCH", "/v1/submissions/batch", "POST"),

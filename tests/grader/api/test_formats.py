@@ -17,12 +17,14 @@ import pytest
 from grader.adapters.store import SubmissionStore
 from grader.domain.exporters import ResultFormat
 from grader.domain.verdict import Verdict
-from grader.testing import SUBMITTER_KEY, RedisServer
+from grader.testing import ADMIN_KEY, SUBMITTER_KEY, RedisServer
 
 from ..domain import exporter_cases as cases
 from ..domain.test_exporters import GOLDEN
 
 SUBMITTER = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+"""Reads results whole; a submitter reads them shaped by grader.domain.feedback."""
 Q4 = "async-test-mastery/q4-counter-after-test"
 Q5 = "async-test-mastery/q5-test-isolation"
 FORMATS = [f.value for f in ResultFormat if f is not ResultFormat.GRADER]
@@ -59,7 +61,26 @@ def golden(case: str, fmt: str) -> Any:
 async def test_a_finished_submission_answers_its_golden_document(
     api: httpx.AsyncClient, store: SubmissionStore, fmt: str
 ) -> None:
-    """A done output submission: 200 and the platform's document alone, as the golden file."""
+    """A done output submission: 200 and the platform's document alone, as the golden file
+    (read whole, by an admin: a submitter's copy keeps expected values out, see below)."""
+    submission_id = await queued(api)
+    verdict = cases.output_failed().verdict
+    assert verdict is not None
+    finish(store, submission_id, verdict, failed=False)
+    response = await api.get(
+        f"/v1/submissions/{submission_id}", params={"format": fmt}, headers=ADMIN
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == golden("output_failed", fmt)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fmt", FORMATS)
+async def test_a_submitters_document_states_no_expected_value(
+    api: httpx.AsyncClient, store: SubmissionStore, fmt: str
+) -> None:
+    """Q4 allows 2 attempts: a submitter's document of a wrong answer has no diff and no '3'."""
     submission_id = await queued(api)
     verdict = cases.output_failed().verdict
     assert verdict is not None
@@ -68,8 +89,10 @@ async def test_a_finished_submission_answers_its_golden_document(
         f"/v1/submissions/{submission_id}", params={"format": fmt}, headers=SUBMITTER
     )
     assert response.status_code == 200
-    assert response.headers["content-type"] == "application/json"
-    assert response.json() == golden("output_failed", fmt)
+    text = response.text
+    assert "expected" not in text.replace("not the expected", "")
+    assert "+++ actual" not in text
+    assert "-3" not in text
 
 
 @pytest.mark.asyncio
@@ -154,7 +177,7 @@ async def test_waiting_answers_the_document_once_finished(
     response = await api.get(
         f"/v1/submissions/{submission_id}",
         params={"format": "gradescope", "wait": 10},
-        headers=SUBMITTER,
+        headers=ADMIN,
     )
     await finisher
     assert response.status_code == 200
