@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from ..settings import Settings
-from . import pages
+from . import pages, play
 from .session import SESSION_COOKIE, SESSION_SECONDS, session_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -28,5 +28,6 @@ def install(app: FastAPI, settings: Settings) -> None:
         same_site="strict",
         https_only=settings.web.secure_cookie,
     )
+    app.include_router(pages.router)  # before the mount: /static/highlight.css is a route
+    app.include_router(play.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    app.include_router(pages.router)

@@ -42,23 +42,23 @@ def _safe_next(target: str | None) -> str:
     return "/console"
 
 
-def _who(request: Request) -> tuple[ApiState, ApiKey | None]:
+def who(request: Request) -> tuple[ApiState, ApiKey | None]:
     state = api_state(request)
     return state, signed_in(request, state.settings.api.keys)
 
 
-def _to_signin(request: Request) -> RedirectResponse:
+def to_signin(request: Request) -> RedirectResponse:
     target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     return RedirectResponse(f"/signin?next={quote(target, safe='')}", status_code=303)
 
 
-def _secured(response: Response) -> Response:
+def secured(response: Response) -> Response:
     response.headers.update(_HEADERS)
     return response
 
 
-def _problem(request: Request, status: int, message: str, key: ApiKey | None) -> Response:
-    return _secured(page(request, "error.html", status, message=message, key=key))
+def problem(request: Request, status: int, message: str, key: ApiKey | None) -> Response:
+    return secured(page(request, "error.html", status, message=message, key=key))
 
 
 @router.get("/")
@@ -75,8 +75,8 @@ async def highlight_sheet() -> PlainTextResponse:
 async def signin_form(
     request: Request, next_page: Annotated[str | None, Query(alias="next")] = None
 ) -> Response:
-    _, key = _who(request)
-    return _secured(
+    _, key = who(request)
+    return secured(
         page(request, "signin.html", key=key, next=_safe_next(next_page), csrf=csrf_token(request))
     )
 
@@ -88,7 +88,7 @@ async def signin(
     csrf_token_field: Annotated[str, Form(alias="csrf_token")] = "",
     next_page: Annotated[str, Form(alias="next")] = "/console",
 ) -> Response:
-    state, _ = _who(request)
+    state, _ = who(request)
     try:
         check_csrf(request, csrf_token_field)
         key = state.keys.authenticate(api_key.strip())
@@ -102,7 +102,7 @@ async def signin(
             csrf=csrf_token(request),
             error=str(exc),
         )
-        return _secured(response)
+        return secured(response)
     sign_in(request, key)
     return RedirectResponse(_safe_next(next_page), status_code=303)
 
@@ -111,20 +111,20 @@ async def signin(
 async def signout(
     request: Request, csrf_token_field: Annotated[str, Form(alias="csrf_token")] = ""
 ) -> Response:
-    _, key = _who(request)
+    _, key = who(request)
     try:
         check_csrf(request, csrf_token_field)
     except Forbidden as exc:
-        return _problem(request, 403, str(exc), key)
+        return problem(request, 403, str(exc), key)
     sign_out(request)
     return RedirectResponse("/signin", status_code=303)
 
 
 @router.get("/console")
 async def console(request: Request) -> Response:
-    state, key = _who(request)
+    state, key = who(request)
     if key is None:
-        return _to_signin(request)
+        return to_signin(request)
     sets: dict[str, list[Challenge]] = defaultdict(list)
     for challenge in sorted(state.challenges.values(), key=lambda c: c.qualified_id):
         sets[challenge.set].append(challenge)
@@ -132,7 +132,7 @@ async def console(request: Request) -> Response:
     workers: list[dict[str, object]] = []
     if has_role(key, Role.INSTRUCTOR):
         queues, workers = await run_in_threadpool(_operations, state)
-    return _secured(
+    return secured(
         page(
             request,
             "console.html",
@@ -152,16 +152,16 @@ def _operations(state: ApiState) -> tuple[dict[str, int], list[dict[str, object]
 
 @router.get("/console/challenges/{set_name}/{challenge_id}")
 async def challenge_page(request: Request, set_name: str, challenge_id: str) -> Response:
-    state, key = _who(request)
+    state, key = who(request)
     if key is None:
-        return _to_signin(request)
+        return to_signin(request)
     challenge = state.challenges.get(f"{set_name}/{challenge_id}")
     if challenge is None:
-        return _problem(request, 404, f"no challenge {set_name}/{challenge_id}", key)
+        return problem(request, 404, f"no challenge {set_name}/{challenge_id}", key)
     instructor = has_role(key, Role.INSTRUCTOR)
     # A tests challenge's code is its reference solution: instructors only, as in the API.
     show_code = instructor or challenge.kind is not Kind.TESTS
-    return _secured(
+    return secured(
         page(
             request,
             "challenge.html",
@@ -181,14 +181,16 @@ async def challenge_page(request: Request, set_name: str, challenge_id: str) -> 
 
 @router.get("/console/submissions/{submission_id}")
 async def submission_page(request: Request, submission_id: str) -> Response:
-    state, key = _who(request)
+    state, key = who(request)
     if key is None:
-        return _to_signin(request)
+        return to_signin(request)
     submission: Submission | None = await run_in_threadpool(state.store.get, submission_id)
     if submission is None or (submission.key_id != key.id and not has_role(key, Role.ADMIN)):
-        return _problem(request, 404, f"no submission {submission_id}", key)
+        return problem(request, 404, f"no submission {submission_id}", key)
+    # As the API shows it: a submitter's result follows the quiz's feedback rules.
+    submission = submission.shown(full=has_role(key, Role.INSTRUCTOR))
     observation = submission.verdict.observation if submission.verdict else None
-    return _secured(
+    return secured(
         page(
             request,
             "submission.html",
