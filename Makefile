@@ -17,11 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-system-deps:  ## install debootstrap, redis-server and docker-compose (Debian packages, root)
+system-deps:  ## install debootstrap, redis-server, docker-compose, chromium (Debian packages, root)
 	@PATH="$$PATH:/usr/sbin:/sbin"; command -v debootstrap >/dev/null && command -v redis-server >/dev/null \
-	  && command -v docker-compose >/dev/null \
+	  && command -v docker-compose >/dev/null && command -v chromedriver >/dev/null \
 	  || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-	      debootstrap redis-server docker-compose >/dev/null)
+	      debootstrap redis-server docker-compose chromium chromium-driver >/dev/null)
 
 images: setup system-deps  ## build every environment image offline (no-op when up to date)
 	$(BIN)/grader images build

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -195,6 +196,27 @@ _DEFAULT_KEY_HASHES = {
 }
 
 
+class LogSettings(BaseModel):
+    """How the API and the worker log: JSON lines on stderr by default."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: Literal["json", "console"] = Field(
+        default="json", description="json: one object per line; console: for a terminal"
+    )
+
+
+class WebSettings(BaseModel):
+    """The web pages served by the API process (``/console``, ``/play``)."""
+
+    session_secret: SecretStr | None = Field(
+        default=None,
+        description="Signs the session cookie; derived from the API keys' hashes when unset",
+    )
+    secure_cookie: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (behind TLS: true)"
+    )
+
+
 class Settings(BaseSettings):
     """Everything that is a deployment choice."""
 
@@ -207,6 +229,8 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     queue: QueueSettings = Field(default_factory=QueueSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
 
 
 @lru_cache(maxsize=1)

@@ -171,6 +171,7 @@ class WorkerProcess:
             sys.executable,
             "-m",
             "celery",
+            "--quiet",  # no banner: every line of the log is a JSON object
             "-A",
             "worker.celery_app",
             "worker",
@@ -230,6 +231,60 @@ class WorkerProcess:
         os.killpg(self.process.pid, signal.SIGTERM)
         try:
             self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.process = None
+
+
+@dataclass
+class ApiProcess:
+    """The API as the service runs it (``uvicorn --factory grader.api.app:serve``), on a free
+    port, its log (JSON lines) in a file."""
+
+    redis_url: str
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        command = [sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:serve"]
+        command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=worker_env(self.redis_url, extra=self.env),
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"the API did not start:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
+                return sock.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
-from celery.signals import worker_process_init, worker_process_shutdown
+import structlog
+from celery import Celery, Task
+from celery.signals import (
+    celeryd_init,
+    setup_logging,
+    task_prerun,
+    worker_process_init,
+    worker_process_shutdown,
+)
 from kombu.entity import Queue
 
+from grader import logs
 from grader.adapters.queue import celery_config, queue_for
 from grader.constants import QUEUE_WEBHOOKS
 from grader.domain.environment import discover
 from grader.settings import get_settings
 
-from .logging_config import configure as configure_logging
 from .runtime import runtime, shutdown_runtime
 from .timing import budget
 
@@ -35,8 +42,22 @@ def make_app() -> Celery:
     return app
 
 
-configure_logging()
 app = make_app()
+
+
+@celeryd_init.connect  # the worker program's first step, before it warns of running as root
+@setup_logging.connect  # a receiver here means Celery leaves logging to us
+def _configure_logging(**_: Any) -> None:
+    """Replaces Celery's own set-up: its lines, ours and the libraries' all as JSON lines."""
+    settings = get_settings()
+    logs.configure(settings.log.level, settings.log.format)
+
+
+@task_prerun.connect
+def _bind_task(task_id: str, task: Task, **_: Any) -> None:
+    """Each task's lines carry its id and name; a task binds its submission on top."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(task_id=task_id, task=task.name)
 
 
 @worker_process_init.connect

@@ -71,7 +71,6 @@ def run_submission(self: Task, payload: Any) -> None:
     job = _parse(payload)
     if job is None:
         return
-    structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
     current = runtime()
     retries = self.request.retries
@@ -108,6 +107,8 @@ def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> R
     if submission is None:
         bound.warning("submission_gone")
         return None
+    if submission.request_id is not None:
+        structlog.contextvars.bind_contextvars(request_id=submission.request_id)
     if submission.status in (SubmissionStatus.DONE, SubmissionStatus.FAILED):
         return None  # already graded (a redelivery after a crash that happened after storing)
     retries = max(retries, submission.attempts - 1)  # a sweeper's re-queue restarts Celery's count
@@ -187,13 +188,13 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     job = _parse(payload)
     if job is None:
         return
+    structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
     current = runtime()
-    bound = log.bind(submission_id=job.submission_id)
     api = current.settings.api
     try:
         submission = current.store.get(job.submission_id)
     except StoreError as exc:
-        bound.warning("webhook_store_unavailable", error=str(exc)[:300])
+        log.warning("webhook_store_unavailable", error=str(exc)[:300])
         raise self.retry(
             exc=exc,
             countdown=min(2**self.request.retries, 60),
@@ -201,9 +202,11 @@ def deliver_webhook(self: Task, payload: Any) -> None:
         ) from None
     if submission is None or not submission.callback_url:
         return
+    if submission.request_id is not None:
+        structlog.contextvars.bind_contextvars(request_id=submission.request_id)
     key = next((k for k in api.keys if k.id == submission.key_id), None)
     if key is None or key.webhook_secret is None:
-        bound.warning("webhook_without_secret", key_id=submission.key_id)
+        log.warning("webhook_without_secret", key_id=submission.key_id)
         return
     body = json.dumps(submission.public(), separators=(",", ":")).encode()
     try:  # resolves once, checks every address, connects to a checked one
@@ -215,7 +218,7 @@ def deliver_webhook(self: Task, payload: Any) -> None:
             allow_hosts=api.webhook_allow_hosts,
         )
     except UnsafeCallback as exc:  # DNS may have changed since the submission
-        bound.warning("webhook_refused", error=str(exc))
+        log.warning("webhook_refused", error=str(exc))
         return
     except httpx.HTTPError as exc:
         status, reason = 0, str(exc)
@@ -224,13 +227,13 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     if 200 <= status < 300:
         with suppress(StoreError):  # delivered is delivered; the counter is best effort
             current.store.count("webhooks_delivered")
-        bound.info("webhook_delivered", status=status)
+        log.info("webhook_delivered", status=status)
         return
     retryable = status == 0 or status >= 500 or status == 429
     attempts = api.webhook_max_attempts
     if retryable and self.request.retries + 1 < attempts:
-        bound.info("webhook_retry", reason=reason, retries=self.request.retries)
+        log.info("webhook_retry", reason=reason, retries=self.request.retries)
         raise self.retry(countdown=min(2**self.request.retries, 60), max_retries=attempts)
     with suppress(StoreError):
         current.store.count("webhooks_failed")
-    bound.warning("webhook_failed", reason=reason)
+    log.warning("webhook_failed", reason=reason)

@@ -1,4 +1,4 @@
-"""The FastAPI application. ``uvicorn --factory grader.api.app:create_app``."""
+"""The FastAPI application. ``uvicorn --factory grader.api.app:serve`` in the service."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .. import __version__
+from .. import __version__, logs, web
 from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
@@ -20,6 +20,7 @@ from . import catalog, errors, gradebook, health, learners, submissions
 from .errors import error_body
 from .security import KeyRing, RateLimiter
 from .state import ApiState
+from .tracing import HttpMetrics, Tracing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,12 +65,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.grader = state
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(Tracing, metrics=app.state.http_metrics)  # outermost: sees every answer
     app.include_router(submissions.router)
     app.include_router(catalog.router)
     app.include_router(learners.router)
     app.include_router(gradebook.router)
     app.include_router(health.router)
+    web.install(app, settings)
     return app
+
+
+def serve() -> FastAPI:
+    """The service's factory (``uvicorn --factory grader.api.app:serve``): logs as JSON lines.
+
+    ``create_app`` leaves logging alone, so tests and embedders keep their own handlers.
+    """
+    settings = get_settings()
+    logs.configure(settings.log.level, settings.log.format)
+    return create_app(settings)
 
 
 class BodyLimit:

@@ -16,6 +16,7 @@ from ..adapters.cluster import LATENCY_BUCKETS
 from ..adapters.queue import queue_for
 from ..constants import QUEUE_WEBHOOKS
 from .state import ApiState, api_state
+from .tracing import HttpMetrics
 
 router = APIRouter(tags=["health"])
 SWEEP_COUNTERS = {
@@ -94,4 +95,7 @@ async def metrics(request: Request) -> Response:
     registry = CollectorRegistry()
     registry.register(StoreCollector(state))
     body = await run_in_threadpool(generate_latest, registry)
+    http: HttpMetrics | None = getattr(request.app.state, "http_metrics", None)
+    if http is not None:  # this process's own requests, beside the cluster's numbers
+        body += generate_latest(http.registry)
     return Response(content=body, media_type=CONTENT_TYPE_LATEST)

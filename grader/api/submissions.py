@@ -34,6 +34,7 @@ from ..settings import ApiKey
 from .errors import ErrorBody, describe, error_body, error_responses
 from .security import has_role
 from .state import ApiState, api_state, current_key
+from .tracing import current_request_id
 
 router = APIRouter(
     prefix="/v1",
@@ -88,6 +89,7 @@ def _store_and_queue(
         learner_id=body.learner_id,
         callback_url=body.callback_url,
         metadata=body.metadata,
+        request_id=current_request_id(),
     )
 
     def terms(attempt: int | None, opened_at: datetime | None, at: datetime) -> Terms:

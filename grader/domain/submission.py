@@ -127,6 +127,8 @@ class Submission(BaseModel):
     verdict: Verdict | None = None
     environment_packages: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
+    request_id: str | None = None
+    """The ``X-Request-ID`` of the request that created it: the worker logs it."""
     terms: Terms | None = None
     """What it was admitted under (attempt, deadline, feedback rules); never shown whole."""
     badge: EarnedBadge | None = None
@@ -144,7 +146,7 @@ class Submission(BaseModel):
         """The JSON the API returns (the code is echoed back only by length); the result
         shaped by ``feedback`` for a submitter, whole for an instructor (``full``)."""
         shown = self.shown(full=full)
-        hidden = {"code", "key_id", "environment_packages", "terms"}
+        hidden = {"code", "key_id", "environment_packages", "terms", "request_id"}
         body = shown.model_dump(mode="json", exclude=hidden)
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
         standing = feedback.standing(self.terms)

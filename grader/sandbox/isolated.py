@@ -320,7 +320,12 @@ def run_isolated(
                 pool_hit=judge_warm and learner_warm,
             )
         except BaseException as exc:
-            log.warning("isolated_run_failed", error=repr(exc)[:300])
+            log.warning(
+                "isolated_run_failed",
+                judge_container_id=judge.container_id,
+                container_id=learner.container_id,
+                error=repr(exc)[:300],
+            )
             for ready in pair:
                 sandbox.destroy(ready)
             raise
@@ -328,6 +333,8 @@ def run_isolated(
         sandbox.release(ready)
     log.info(
         "sandbox_isolated_run",
+        judge_container_id=judge.container_id,
+        container_id=learner.container_id,
         environment=environment,
         status=observation.status.value,
         frames_to_learner=reports.frames_to_learner,
