@@ -43,3 +43,22 @@ when they were stored (or last claimed): a submission is stored together with it
 which goes once its task is sent or an attempt starts. So a Redis death or an API crash
 between storing and sending costs a replay's re-send or a sweep's (after a short margin), not
 the sweeper's queued deadline."""
+BANK: Final = f"{PREFIX}bank:"
+"""The challenge bank (``grader.adapters.bank``); every key below starts with it."""
+BANK_REVISION: Final = f"{BANK}rev:"
+"""``grader:bank:rev:<revision>``: one revision's JSON (the challenge, its status and report);
+kept for good, so every submission's revision stays readable."""
+BANK_CHALLENGE: Final = f"{BANK}challenge:"
+"""``grader:bank:challenge:<set>/<id>``: JSON of its head, published revision, history."""
+BANK_PUBLISHED: Final = f"{BANK}published"
+"""Hash ``<set>/<id>`` -> published revision: what learners can submit to."""
+BANK_VERSION: Final = f"{BANK}version"
+"""Counter bumped with every change of ``BANK_PUBLISHED``: each process's cache of published
+challenges is current while this is what it read."""
+BANK_SEEDED: Final = f"{BANK}seeded"
+"""Set once the bundled challenges are in the bank (the first process to start puts them)."""
+BANK_SUBMISSIONS: Final = f"{BANK}subs:"
+"""Sorted set ``grader:bank:subs:<set>/<id>`` of submission ids by creation time: what a
+regrade re-runs (entries whose submission expired are dropped when met)."""
+BANK_REGRADE: Final = f"{BANK}regrade:"
+"""``grader:bank:regrade:<job id>``: a regrade job and what it found, kept for the retention."""

@@ -27,6 +27,7 @@ from ..domain.verdict import Verdict, VerdictStatus
 from ..errors import StoreError
 from .cluster import LATENCY_BUCKETS, ClusterStore, text
 from .redis_keys import (
+    BANK_SUBMISSIONS,
     DONE_CHANNEL,
     HEARTBEAT,
     IDEMPOTENCY,
@@ -102,6 +103,10 @@ class SubmissionStore(ClusterStore):
                 f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention
             )
             _index(pipe, submission, unsent=unsent)
+            # what a regrade of the challenge re-runs (grader.adapters.bank)
+            by_challenge = f"{BANK_SUBMISSIONS}{submission.challenge_id}"
+            pipe.zadd(by_challenge, {submission.id: submission.created_at.timestamp()})
+            pipe.expire(by_challenge, self._retention)
             pipe.execute()
         except redis.RedisError as exc:
             raise StoreError(f"cannot save submission {submission.id}: {exc}") from None

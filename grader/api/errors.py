@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from ..errors import (
     AuthError,
     ChallengeError,
+    Conflict,
     Forbidden,
     GraderError,
     LimitsError,
@@ -57,6 +58,8 @@ _MEANINGS = {
     401: "Missing or unknown API key",
     403: "The key's role does not allow this",
     404: "No such challenge or submission",
+    409: "The request contradicts what is stored",
+    415: "The body is not of a media type this operation reads",
     413: "The body, the code or the batch is too large",
     422: "The request does not match the schema (see problems), or an unsafe callback URL",
     429: "Over the key's rate limit; see Retry-After",
@@ -96,6 +99,8 @@ def _status_for(exc: GraderError) -> tuple[int, str]:
         return 401, "unauthorized"
     if isinstance(exc, NotFound):
         return 404, "not_found"
+    if isinstance(exc, Conflict):
+        return 409, "conflict"
     if isinstance(exc, RateLimited):
         return 429, "rate_limited"
     if isinstance(exc, Rejected):
@@ -129,7 +134,10 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
             headers["WWW-Authenticate"] = "Bearer"
-        return error_body(status, code, message, headers)
+        extra = {}
+        if isinstance(exc, ChallengeError) and exc.problems:
+            extra["problems"] = exc.problems
+        return error_body(status, code, message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

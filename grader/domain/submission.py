@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from .verdict import Verdict
+from .verdict import Verdict, VerdictStatus
 
 
 class SubmissionStatus(StrEnum):
@@ -101,6 +101,21 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class RegradeResult(BaseModel):
+    """A verdict recorded by a regrade, beside the submission's own (never instead of it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str
+    revision: str
+    environment: str
+    image_id: str | None = None
+    status: VerdictStatus
+    reason: str = ""
+    score: float = 0.0
+    at: datetime = Field(default_factory=now)
+
+
 class Submission(BaseModel):
     """A stored submission with its lifecycle and, once done, its verdict."""
 
@@ -109,6 +124,8 @@ class Submission(BaseModel):
     id: str
     key_id: str
     challenge_id: str
+    revision: str | None = None
+    """The challenge revision (content hash) this submission was admitted to and graded with."""
     environment: str | None = None
     code: str | None = None
     choice: str | None = None
@@ -124,6 +141,8 @@ class Submission(BaseModel):
     verdict: Verdict | None = None
     environment_packages: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
+    regrades: list[RegradeResult] = Field(default_factory=list)
+    """Verdicts of later regrades (other revisions or environments), oldest first."""
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns (the code is echoed back only by length)."""
