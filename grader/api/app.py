@@ -17,7 +17,7 @@ from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
 from ..domain.loader import load_challenges
 from ..settings import Settings, get_settings
-from . import bank, catalog, errors, health, submissions
+from . import bank, catalog, errors, health, regrade, submissions
 from .errors import error_body
 from .security import KeyRing, RateLimiter
 from .state import ApiState
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(submissions.router)
     app.include_router(catalog.router)
     app.include_router(bank.router)
+    app.include_router(regrade.router)
     app.include_router(health.router)
     return app
 

@@ -15,17 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from ..adapters.store import new_id
 from ..domain.bank import (
     ChallengeRecord,
-    RegradeJob,
-    RegradeRequest,
-    RegradeStatus,
     Revision,
     RevisionStatus,
 )
@@ -33,7 +29,7 @@ from ..domain.challenge import Challenge
 from ..domain.loader import SUFFIXES, LoadProblem, parse_challenge
 from ..domain.submission import Role
 from ..domain.validation import ChallengeReport, MatrixRow
-from ..errors import ChallengeError, Conflict, NotFound, Rejected
+from ..errors import ChallengeError, NotFound, Rejected
 from ..settings import ApiKey
 from .errors import error_responses
 from .security import require
@@ -113,12 +109,12 @@ class MatrixAnswer(BaseModel):
     differs: bool | None
 
 
-async def _instructor(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
+async def instructor(key: Annotated[ApiKey, Depends(current_key)]) -> ApiKey:
     require(key, Role.INSTRUCTOR)
     return key
 
 
-Instructor = Annotated[ApiKey, Depends(_instructor)]
+Instructor = Annotated[ApiKey, Depends(instructor)]
 
 
 async def _text(request: Request) -> str:
@@ -288,7 +284,7 @@ def _revision(
     return doc, record
 
 
-async def _poll(read: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
+async def poll(read: Callable[[], T], done: Callable[[T], bool], seconds: float) -> T:
     """``read()`` until ``done`` or ``seconds`` have passed (the bank is read, not watched)."""
     deadline = time.monotonic() + seconds
     found = await run_in_threadpool(read)
@@ -318,7 +314,7 @@ async def get_validation(
     """With ``wait``, answers once the revision is decided, or after that many seconds."""
     state = api_state(request)
     qid = f"{set_name}/{challenge_id}"
-    doc, record = await _poll(
+    doc, record = await poll(
         lambda: _revision(state, qid, revision),
         lambda found: found[0].status is not RevisionStatus.VALIDATING,
         min(wait, state.settings.api.max_wait_seconds),
@@ -361,72 +357,3 @@ async def get_matrix(
         matrix=doc.matrix,
         differs=doc.matrix.differs if doc.matrix is not None else None,
     )
-
-
-def _start_regrade(state: ApiState, qid: str, body: RegradeRequest, dry_run: bool) -> RegradeJob:
-    record = state.bank.record(qid)
-    if record is None:
-        raise NotFound(f"no challenge {qid!r} in the bank")
-    if record.published is None:
-        raise Conflict(f"{qid!r} has no published revision to regrade against")
-    target = state.bank.revision(record.published)
-    if target is None:
-        raise NotFound(f"the published revision of {qid!r} is missing")
-    environment = body.environment or target.challenge.environment
-    if environment not in state.environments:
-        known = ", ".join(sorted(state.environments))
-        raise Rejected(f"unknown environment {environment!r}; known: {known}", 422)
-    job = RegradeJob(
-        id=new_id(), challenge_id=qid, to_revision=record.published, request=body, dry_run=dry_run
-    )
-    state.bank.save_job(job)
-    state.queue.enqueue_regrade(job.id, environment)
-    return job
-
-
-@router.post(
-    "/challenges/{set_name}/{challenge_id}/regrade",
-    status_code=202,
-    summary="Re-run stored submissions against the published revision (instructor)",
-    responses={202: {"model": RegradeJob}, **error_responses(409)},
-)
-async def start_regrade(
-    request: Request,
-    set_name: str,
-    challenge_id: str,
-    key: Instructor,
-    body: Annotated[RegradeRequest, Body()] = RegradeRequest(),  # noqa: B008  a frozen default
-    dry_run: Annotated[
-        bool, Query(description="Only list the verdicts that would change; record nothing")
-    ] = False,
-    wait: Wait = 0,
-) -> JSONResponse:
-    """202 with the job; with ``wait``, 200 once it has finished (or 202 after the seconds)."""
-    state = api_state(request)
-    qid = f"{set_name}/{challenge_id}"
-    job = await run_in_threadpool(_start_regrade, state, qid, body, dry_run)
-    job = await _job(state, qid, job.id, min(wait, state.settings.api.max_wait_seconds))
-    code = 202 if job.status is RegradeStatus.RUNNING else 200
-    return JSONResponse(status_code=code, content=job.model_dump(mode="json"))
-
-
-async def _job(state: ApiState, qid: str, job_id: str, seconds: float) -> RegradeJob:
-    def read() -> RegradeJob:
-        found = state.bank.job(job_id)
-        if found is None or found.challenge_id != qid:
-            raise NotFound(f"no regrade {job_id!r} of {qid!r}")
-        return found
-
-    return await _poll(read, lambda job: job.status is not RegradeStatus.RUNNING, seconds)
-
-
-@router.get(
-    "/challenges/{set_name}/{challenge_id}/regrades/{job_id}",
-    summary="A regrade: what changed, or would (instructor)",
-)
-async def get_regrade(
-    request: Request, set_name: str, challenge_id: str, job_id: str, key: Instructor, wait: Wait = 0
-) -> RegradeJob:
-    state = api_state(request)
-    seconds = min(wait, state.settings.api.max_wait_seconds)
-    return await _job(state, f"{set_name}/{challenge_id}", job_id, seconds)

@@ -12,8 +12,9 @@ import hashlib
 import json
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_serializer
 
 from .challenge import Challenge
 from .submission import now
@@ -28,6 +29,13 @@ def revision_of(challenge: Challenge) -> str:
     """The content hash naming this exact challenge: key order and formatting do not count."""
     canonical = json.dumps(challenge.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()[:REVISION_CHARS]
+
+
+def as_written(challenge: Challenge) -> dict[str, Any]:
+    """The fields the file set, and only those: what reads back as the same challenge (some
+    rules depend on which fields were given, e.g. ``expectation.tests.file``)."""
+    written: dict[str, Any] = challenge.model_dump(mode="json", exclude_unset=True)
+    return written
 
 
 class RevisionStatus(StrEnum):
@@ -62,6 +70,10 @@ class Revision(BaseModel):
     report: ChallengeReport | None = None
     matrix: MatrixRow | None = None
     error: str | None = None
+
+    @field_serializer("challenge")
+    def _written(self, challenge: Challenge) -> dict[str, Any]:
+        return as_written(challenge)
 
     @property
     def qualified_id(self) -> str:
