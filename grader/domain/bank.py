@@ -143,7 +143,9 @@ class RegradeRequest(BaseModel):
         max_length=100,
         description="Grade in this environment instead of each submission's own",
     )
-    limit: int = Field(default=200, ge=1, le=1000, description="At most this many submissions")
+    limit: int = Field(
+        default=100, ge=1, le=500, description="At most this many (the newest) submissions"
+    )
 
 
 class RegradeJob(BaseModel):
