@@ -34,7 +34,7 @@ from grader.testing import (
     free_port,
     worker_env,
 )
-from tests.conftest import OLD_ENV
+from tests.conftest import NEW_ENV, OLD_ENV
 
 pytestmark = [pytest.mark.docker]
 
@@ -214,6 +214,21 @@ def submit(service: Service, body: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError(f"never graded: {answer}")
 
 
+def regraded(service: Service, started: httpx.Response) -> dict[str, Any]:
+    """The regrade's job once finished (long-polled: a slow host may take more than one)."""
+    assert started.status_code in (200, 202), started.text
+    job: dict[str, Any] = started.json()
+    for _ in range(10):
+        if job["status"] != "running":
+            return job
+        job = service.client.get(
+            f"/v1/challenges/{job['challenge_id']}/regrades/{job['id']}",
+            params={"wait": 30},
+            headers=INSTRUCTOR,
+        ).json()
+    raise AssertionError(f"regrade never finished: {job}")
+
+
 def test_bundled_sets_are_published_on_first_start(service: Service) -> None:
     """An empty bank gets the bundled challenges once, published, from whichever starts first."""
     listed = service.client.get("/v1/challenges", headers=SUBMITTER).json()
@@ -324,8 +339,7 @@ def test_a_changed_challenge_shows_a_regrade_preview(service: Service) -> None:
         json={"from_revision": service.facts["v1"]},
         headers=INSTRUCTOR,
     )
-    assert preview.status_code == 200, preview.text
-    job = preview.json()
+    job = regraded(service, preview)
     assert (job["status"], job["regraded"], job["unchanged"]) == ("done", 1, 0)
     change = job["changes"][0]
     assert change["submission_id"] == service.facts["submission"]
@@ -337,12 +351,15 @@ def test_a_changed_challenge_shows_a_regrade_preview(service: Service) -> None:
     assert stored["regrades"] == []
     assert stored["result"]["status"] == "passed"
 
-    done = service.client.post(
-        f"/v1/challenges/{SET}/greeting/regrade",
-        params={"wait": 30},
-        json={"from_revision": service.facts["v1"]},
-        headers=INSTRUCTOR,
-    ).json()
+    done = regraded(
+        service,
+        service.client.post(
+            f"/v1/challenges/{SET}/greeting/regrade",
+            params={"wait": 30},
+            json={"from_revision": service.facts["v1"]},
+            headers=INSTRUCTOR,
+        ),
+    )
     assert (done["status"], len(done["changes"])) == ("done", 1)
     stored = service.client.get(
         f"/v1/submissions/{service.facts['submission']}", headers=SUBMITTER
@@ -354,6 +371,46 @@ def test_a_changed_challenge_shows_a_regrade_preview(service: Service) -> None:
         time.sleep(0.2)
     announced = [b for b in Hooks.bodies if b.get("regrades")]
     assert announced and announced[-1]["regrades"][0]["status"] == "failed"
+
+
+def test_a_regrade_in_another_environment_previews_an_upgrade(service: Service) -> None:
+    """The same past submission re-run under httpx 0.28: the preview lists its new verdict."""
+    version = {
+        **greeting("0.27"),
+        "title": "Which httpx?",
+        "code": "import httpx\nprint(httpx.__version__[:4])\n",
+    }
+    put = service.client.put(
+        f"/v1/challenges/{SET}/httpx-version",
+        content=yaml.safe_dump(version),
+        headers={**INSTRUCTOR, "Content-Type": "application/yaml"},
+    )
+    assert put.status_code == 202, put.text
+    report = service.client.get(
+        f"/v1/challenges/{SET}/httpx-version/validation", params={"wait": 30}, headers=INSTRUCTOR
+    ).json()
+    assert report["status"] == "published", report
+    matrix = service.client.get(
+        f"/v1/challenges/{SET}/httpx-version/matrix", headers=INSTRUCTOR
+    ).json()
+    outcomes = {c["environment"]: c["outcome"] for c in matrix["matrix"]["cells"]}
+    assert outcomes == {OLD_ENV: "ok, printed '0.27'", NEW_ENV: "ok, printed '0.28'"}
+    assert matrix["differs"] is True
+    past = submit(service, {"challenge_id": f"{SET}/httpx-version", "code": version["code"]})
+    assert past["result"]["status"] == "passed"
+    job = regraded(
+        service,
+        service.client.post(
+            f"/v1/challenges/{SET}/httpx-version/regrade",
+            params={"dry_run": "true", "wait": 30},
+            json={"environment": NEW_ENV},
+            headers=INSTRUCTOR,
+        ),
+    )
+    assert [(c["submission_id"], c["before"], c["after"]) for c in job["changes"]] == [
+        (past["id"], "passed", "failed")
+    ]
+    assert job["changes"][0]["from_environment"] == OLD_ENV
 
 
 def test_a_second_worker_sees_the_bank(service: Service, tmp_path: Path) -> None:
