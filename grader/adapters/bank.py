@@ -128,7 +128,8 @@ class ChallengeBank:
             if create and record is not None and not record.retired:
                 raise Conflict(f"challenge {qid!r} exists; PUT /v1/challenges/{qid} replaces it")
             doc = Revision.model_validate_json(raw_doc) if raw_doc else None
-            if record is not None and record.head == rev and doc is not None and not record.retired:
+            same = record is not None and record.head == rev and not record.retired
+            if same and doc is not None and doc.status is not RevisionStatus.ERROR:
                 return doc, False
             if doc is None or doc.status is RevisionStatus.ERROR:
                 doc = Revision(

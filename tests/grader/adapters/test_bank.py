@@ -117,6 +117,17 @@ def test_the_same_content_again_is_unchanged(bank: ChallengeBank) -> None:
     assert (again.revision, new) == (first.revision, False)
 
 
+def test_a_revision_that_could_not_be_validated_is_validated_again(bank: ChallengeBank) -> None:
+    """After our failure (``error``) the same content uploaded again is validating anew."""
+    doc, _ = bank.upload(challenge(), uploaded_by="teacher")
+    failed = bank.record_validation(doc.revision, None, None, error="engine down")
+    assert failed is not None and failed.status is RevisionStatus.ERROR
+    assert failed.summary() == "engine down"
+    again, new = bank.upload(challenge(), uploaded_by="teacher")
+    assert (again.status, new) == (RevisionStatus.VALIDATING, True)
+    assert again.error is None
+
+
 def test_a_superseded_revision_that_passes_is_not_published(bank: ChallengeBank) -> None:
     """Validations finishing out of order never publish an upload that a newer one replaced."""
     old, _ = bank.upload(challenge(), uploaded_by="teacher")
