@@ -11,6 +11,7 @@ the whole set or waits for it, never half of it.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, ItemsView, Iterable, Iterator, KeysView, Mapping, ValuesView
 from typing import TypeVar, cast
 
@@ -37,6 +38,7 @@ from .redis_keys import (
     BANK_REVISION,
     BANK_SEEDED,
     BANK_SUBMISSIONS,
+    BANK_VALIDATING,
     BANK_VERSION,
 )
 
@@ -145,6 +147,8 @@ class ChallengeBank:
             )
             pipe.multi()
             pipe.set(doc_key, doc.model_dump_json())
+            if doc.status is RevisionStatus.VALIDATING:
+                pipe.zadd(BANK_VALIDATING, {rev: time.time()})
             if doc.status is RevisionStatus.PUBLISHED:
                 record = record.model_copy(update={"published": rev})
                 pipe.hset(BANK_PUBLISHED, qid, rev)
@@ -170,6 +174,8 @@ class ChallengeBank:
             raw = pipe.get(doc_key)
             doc = Revision.model_validate_json(raw) if raw else None
             if doc is None or doc.status is not RevisionStatus.VALIDATING:
+                pipe.multi()
+                pipe.zrem(BANK_VALIDATING, revision)
                 return doc
             record_key = f"{BANK_CHALLENGE}{doc.qualified_id}"
             pipe.watch(record_key)  # type: ignore[no-untyped-call]
@@ -191,6 +197,7 @@ class ChallengeBank:
             )
             pipe.multi()
             pipe.set(doc_key, decided.model_dump_json())
+            pipe.zrem(BANK_VALIDATING, revision)
             live = record is not None and record.head == revision and not record.retired
             if status is RevisionStatus.PUBLISHED and live and record is not None:
                 published = record.model_copy(update={"published": revision})
@@ -218,6 +225,21 @@ class ChallengeBank:
             return retired
 
         return self._atomically([record_key], attempt, f"retire {challenge_id}")
+
+    def validations_due(self, before: float, limit: int, at: float | None = None) -> list[str]:
+        """Claim up to ``limit`` revisions validating since before ``before`` (epoch seconds):
+        each is re-scored to ``at`` (now), so no other sweeper re-sends it until due again."""
+        claimed = time.time() if at is None else at
+
+        def attempt(pipe: Pipeline) -> list[str]:
+            found = pipe.zrangebyscore(BANK_VALIDATING, "-inf", before, 0, limit)
+            due = [text(r) for r in cast(list[bytes], found)]
+            pipe.multi()
+            if due:
+                pipe.zadd(BANK_VALIDATING, dict.fromkeys(due, claimed))
+            return due
+
+        return self._atomically([BANK_VALIDATING], attempt, "read the validations due")
 
     # submissions and regrades ----------------------------------------------------------------
 

@@ -57,6 +57,9 @@ BANK_VERSION: Final = f"{BANK}version"
 challenges is current while this is what it read."""
 BANK_SEEDED: Final = f"{BANK}seeded"
 """Set once the bundled challenges are in the bank (the first process to start puts them)."""
+BANK_VALIDATING: Final = f"{BANK}validating"
+"""Sorted set of revisions still ``validating``, scored by when their task was (last) sent:
+the sweepers re-send a validation whose task was lost."""
 BANK_SUBMISSIONS: Final = f"{BANK}subs:"
 """Sorted set ``grader:bank:subs:<set>/<id>`` of submission ids by creation time: what a
 regrade re-runs (entries whose submission expired are dropped when met)."""

@@ -3,12 +3,14 @@ publication; a regrade lists what changes and records it beside the old verdict.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from grader.adapters.bank import ChallengeBank
+from grader.adapters.queue import queue_for
 from grader.adapters.store import SubmissionStore, new_id
 from grader.domain.bank import RegradeJob, RegradeRequest, RegradeStatus, RevisionStatus
 from grader.domain.challenge import Challenge
@@ -19,6 +21,7 @@ from grader.testing import RedisServer
 from tests.worker.support import ENV, PRINTS_TWO, printing, runtime_with
 from worker.bank_tasks import regrade, validate_revision
 from worker.runtime import Runtime
+from worker.sweeper import sweep
 
 
 @pytest.fixture
@@ -189,3 +192,22 @@ def test_another_environment_reruns_every_revision(
     job = regrade(current, job_for(current, first, dry_run=True, environment="env-b"))
     assert (job.regraded, job.unchanged, job.changes) == (1, 1, [])
     assert [env for env, _, _ in sandbox.runs[before:]] == ["env-b"]
+
+
+def test_a_lost_validation_is_sent_again_by_the_sweeper(
+    store: SubmissionStore, redis_server: RedisServer
+) -> None:
+    """A revision validating long after its task was sent gets its task again, once per due
+    period; once decided, it is never sent again."""
+    current = runtime(store, printing("2\n"), redis_server.url)
+    assert current.bank is not None
+    doc, _ = current.bank.upload(unique(), uploaded_by="teacher")  # no task sent: as if lost
+    queue = queue_for(ENV)
+    before = store.client.llen(queue)
+    later = time.time() + current.budget.queued_stale + 1
+    assert doc.revision in sweep(current, now=later).validations
+    assert store.client.llen(queue) == before + 1
+    assert doc.revision not in sweep(current, now=later).validations  # claimed: not yet due
+    validate_revision(current, doc.revision)
+    much_later = later + current.budget.queued_stale + 1
+    assert doc.revision not in sweep(current, now=much_later).validations
