@@ -15,6 +15,9 @@ stuck, as one more attempt, or past the retry budget ends it ``failed`` with
   its task was never sent (the broker failed, or the API died, between storing and sending).
   It is sent now, counted as a re-queue but not as an attempt (none was lost).
 
+The same sweep sends again the validation of a challenge revision still ``validating`` long
+after its task was sent (``grader.adapters.bank``).
+
 Each re-queue or failure is conditional on the record being unchanged since the sweeper
 read it (compared by ``updated_at`` inside a WATCH/MULTI), so of two sweepers racing for one
 submission exactly one acts. The same sweep queues webhooks left in the outbox.
