@@ -43,6 +43,8 @@ HARNESS_DIR: Final = "harness"
 # Celery task names and queues: the API sends tasks by name, never importing ``worker``.
 TASK_RUN_SUBMISSION: Final = "grader.run_submission"
 TASK_DELIVER_WEBHOOK: Final = "grader.deliver_webhook"
+TASK_VALIDATE_CHALLENGE: Final = "grader.validate_challenge"
+TASK_REGRADE_CHALLENGE: Final = "grader.regrade_challenge"
 QUEUE_PREFIX: Final = "grader.env."
 QUEUE_WEBHOOKS: Final = "grader.webhooks"
 TASK_PAYLOAD_VERSION: Final = 1

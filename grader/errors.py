@@ -15,6 +15,7 @@
     │   └── Forbidden            the key's role does not allow this (403)
     ├── RateLimited              the key is over its rate limit (429)
     ├── NotFound                 no such submission, challenge or environment (404)
+    ├── Conflict                 the request contradicts what is stored (409)
     ├── Rejected                 the request is invalid (400/413/422)
     ├── AttemptsExhausted        the learner has no attempt left at this challenge (409)
     ├── UnsafeCallback           a callback URL points at a private address (422)
@@ -45,7 +46,14 @@ class LimitsError(GraderError):
 
 
 class ChallengeError(GraderError):
-    """A challenge file is wrong; the message names the file, the line and the field."""
+    """A challenge file is wrong; the message names the file, the line and the field.
+
+    ``problems`` lists each one (``file``, ``line``, ``field``, ``message``) when there are
+    several, for the API's answer to an upload."""
+
+    def __init__(self, message: str, problems: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.problems = problems
 
 
 class InvalidEnvironment(GraderError):
@@ -96,6 +104,10 @@ class NotFound(GraderError):
     """No such submission, challenge or environment."""
 
 
+class Conflict(GraderError):
+    """The request contradicts what is stored (a challenge that already exists)."""
+
+
 class Rejected(GraderError):
     """The request is invalid; ``status`` is the HTTP status to answer with."""
 
@@ -134,6 +146,7 @@ __all__ = [
     "BootstrapError",
     "ChallengeError",
     "ConfigError",
+    "Conflict",
     "EngineConflict",
     "Forbidden",
     "GraderError",

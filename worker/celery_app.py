@@ -30,7 +30,7 @@ def make_app() -> Celery:
     environments = settings.queue.environments or list(discover(settings.images.root))
     # Derived from the sandbox limits, with room to store a result through a Redis restart.
     limits = budget(settings)
-    app = Celery("grader-worker", include=["worker.tasks"])
+    app = Celery("grader-worker", include=["worker.tasks", "worker.bank_tasks"])
     app.conf.update(celery_config(settings))
     app.conf.update(
         task_queues=[Queue(queue_for(env)) for env in environments] + [Queue(QUEUE_WEBHOOKS)],

@@ -6,19 +6,21 @@ import os
 import socket
 import threading
 import uuid
-from contextlib import AbstractContextManager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
 
+from grader.adapters.bank import ChallengeBank, PublishedChallenges
 from grader.adapters.queue import TaskQueue
 from grader.adapters.store import SubmissionStore
 from grader.domain.challenge import Challenge
 from grader.domain.environment import discover
 from grader.domain.loader import load_challenges
 from grader.domain.sandbox import Sandbox
-from grader.errors import GraderError
+from grader.errors import GraderError, StoreError
 from grader.sandbox import DockerSandbox, EnvironmentImage
 from grader.settings import Settings, get_settings
 
@@ -52,9 +54,11 @@ class Runtime:
     store: SubmissionStore
     queue: TaskQueue
     sandbox: WorkerSandbox
-    challenges: dict[str, Challenge]
+    challenges: Mapping[str, Challenge]
+    """The published challenges (``PublishedChallenges`` on the bank; a dict in unit tests)."""
     stopping: threading.Event = field(default_factory=threading.Event)
     name: str = field(default_factory=process_name)
+    bank: ChallengeBank | None = None
 
     @property
     def budget(self) -> Budget:
@@ -93,9 +97,7 @@ def runtime() -> Runtime:
 def _build(settings: Settings) -> Runtime:
     environments = list(discover(settings.images.root))
     served = settings.queue.environments or environments
-    challenges = {
-        c.qualified_id: c for c in load_challenges([settings.api.challenges_root], environments)
-    }
+    bundled = load_challenges([settings.api.challenges_root], environments)
     sandbox = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     sandbox.start_reaper(settings.sandbox.reap_interval_seconds)
     if settings.sandbox.pool_size:
@@ -106,6 +108,10 @@ def _build(settings: Settings) -> Runtime:
             ttl=settings.sandbox.pool_ttl_seconds,
         )
     store = SubmissionStore.from_url(settings.redis.url, settings.api.retention_seconds)
+    bank = ChallengeBank(store.client, settings.api.retention_seconds)
+    challenges = PublishedChallenges(bank, bundled)
+    with suppress(StoreError):  # seeds an empty bank now; else on first use
+        challenges.current()
     for name in served:  # what /v1/environments shows: the image each environment runs
         try:
             image = sandbox.resolve(name)
@@ -113,13 +119,13 @@ def _build(settings: Settings) -> Runtime:
             log.warning("environment_unavailable", environment=name, error=str(exc))
             continue
         store.publish_environment(name, image.image_id, image.packages)
-    built = Runtime(settings, store, TaskQueue(settings), sandbox, challenges)
+    built = Runtime(settings, store, TaskQueue(settings), sandbox, challenges, bank=bank)
     threading.Thread(target=built.heartbeat, name="heartbeat", daemon=True).start()
     threading.Thread(target=sweep_forever, args=(built,), name="sweeper", daemon=True).start()
     log.info(
         "worker_process_ready",
         environments=served,
-        challenges=len(challenges),
+        bundled=len(bundled),
         pool_size=settings.sandbox.pool_size,
         owner=sandbox.owner,
     )

@@ -15,6 +15,9 @@ stuck, as one more attempt, or past the retry budget ends it ``failed`` with
   its task was never sent (the broker failed, or the API died, between storing and sending).
   It is sent now, counted as a re-queue but not as an attempt (none was lost).
 
+The same sweep sends again the validation of a challenge revision still ``validating`` long
+after its task was sent (``grader.adapters.bank``).
+
 Each re-queue or failure is conditional on the record being unchanged since the sweeper
 read it (compared by ``updated_at`` inside a WATCH/MULTI), so of two sweepers racing for one
 submission exactly one acts. The same sweep queues webhooks left in the outbox.
@@ -31,6 +34,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from grader.adapters.store import FINAL
+from grader.domain.bank import RevisionStatus
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import GraderError
@@ -56,6 +60,8 @@ class Sweep:
     """Queued submissions whose task had never been sent."""
     failed: list[str] = field(default_factory=list)
     webhooks: list[str] = field(default_factory=list)
+    validations: list[str] = field(default_factory=list)
+    """Revisions still validating long after their task was sent: sent again."""
 
 
 def sweep_forever(current: Runtime) -> None:
@@ -71,7 +77,7 @@ def sweep_forever(current: Runtime) -> None:
         except Exception:  # the sweeper must outlive any one bad record or bug
             log.exception("sweep_crashed")
         else:
-            if done.requeued or done.sent or done.failed or done.webhooks:
+            if done.requeued or done.sent or done.failed or done.webhooks or done.validations:
                 log.info("swept", **vars(done))
 
 
@@ -102,7 +108,23 @@ def sweep(current: Runtime, now: float | None = None) -> Sweep:
     for submission_id in store.webhooks_due(due, SWEEP_BATCH):
         queue_webhook(current, submission_id)
         done.webhooks.append(submission_id)
+    _resend_validations(current, at, at - limits.queued_stale, done)
     return done
+
+
+def _resend_validations(current: Runtime, at: float, before: float, done: Sweep) -> None:
+    """Send again the validation of each revision still ``validating`` since ``before``: its
+    task was lost (a Redis restart, an API crash after storing). A second run of one that was
+    only slow changes nothing: the first result recorded decides."""
+    if current.bank is None:
+        return
+    for revision in current.bank.validations_due(before, SWEEP_BATCH, at):
+        doc = current.bank.revision(revision)
+        if doc is None or doc.status is not RevisionStatus.VALIDATING:
+            current.bank.record_validation(revision, None, None)  # takes it off the list
+            continue
+        current.queue.enqueue_validation(revision, doc.challenge.environment)
+        done.validations.append(revision)
 
 
 def _send_unsent(current: Runtime, at: float, done: Sweep) -> None:

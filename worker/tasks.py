@@ -17,8 +17,10 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import BaseModel, ValidationError
 
+from grader.adapters.bank import challenge_for
 from grader.adapters.webhooks import deliver
 from grader.constants import TASK_DELIVER_WEBHOOK, TASK_RUN_SUBMISSION
+from grader.domain.bank import revision_of
 from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
 from grader.domain.submission import Submission, SubmissionStatus
@@ -136,10 +138,14 @@ def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> R
 def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | Retry:
     """The outcome of grading one submission, or a ``Retry`` when our side failed."""
     bound = log.bind(submission_id=submission.id)
-    challenge = current.challenges.get(submission.challenge_id)
+    try:
+        challenge = challenge_for(current.challenges, submission.challenge_id, submission.revision)
+    except StoreError as exc:  # the bank is in Redis: our side, retried
+        return Retry(exc, _backoff(current, retries))
     if challenge is None:
         reason = f"unknown challenge {submission.challenge_id!r}"
         return Outcome(Verdict(status=VerdictStatus.REJECTED, reason=reason))
+    submission.revision = revision_of(challenge)  # stored with the verdict
     settings = current.settings
     try:
         limits = resolve_limits(

@@ -12,7 +12,9 @@ from ..constants import (
     QUEUE_WEBHOOKS,
     TASK_DELIVER_WEBHOOK,
     TASK_PAYLOAD_VERSION,
+    TASK_REGRADE_CHALLENGE,
     TASK_RUN_SUBMISSION,
+    TASK_VALIDATE_CHALLENGE,
 )
 from ..errors import QueueError
 from ..settings import Settings
@@ -62,8 +64,15 @@ class TaskQueue:
     def enqueue_webhook(self, submission_id: str) -> None:
         self._send(TASK_DELIVER_WEBHOOK, submission_id, QUEUE_WEBHOOKS)
 
-    def _send(self, name: str, submission_id: str, queue: str) -> None:
-        payload = {"v": TASK_PAYLOAD_VERSION, "submission_id": submission_id}
+    def enqueue_validation(self, revision: str, environment: str) -> None:
+        """Validate a challenge revision by execution, on a worker of its environment."""
+        self._send(TASK_VALIDATE_CHALLENGE, revision, queue_for(environment), field="revision")
+
+    def enqueue_regrade(self, job_id: str, environment: str) -> None:
+        self._send(TASK_REGRADE_CHALLENGE, job_id, queue_for(environment), field="job")
+
+    def _send(self, name: str, ident: str, queue: str, field: str = "submission_id") -> None:
+        payload = {"v": TASK_PAYLOAD_VERSION, field: ident}
         try:
             self._app.send_task(name, args=[payload], queue=queue)
         except (KombuError, OSError) as exc:

@@ -28,6 +28,7 @@ from ..errors import AttemptsExhausted, StoreError
 from .book import Book
 from .cluster import LATENCY_BUCKETS, ClusterStore, text
 from .redis_keys import (
+    BANK_SUBMISSIONS,
     BOOK,
     BOOK_OF_KEY,
     DONE_CHANNEL,
@@ -122,6 +123,10 @@ class SubmissionStore(ClusterStore):
     def _write(self, pipe: Pipeline, submission: Submission, *, unsent: bool, new: bool) -> None:
         pipe.set(f"{SUBMISSION}{submission.id}", submission.model_dump_json(), ex=self._retention)
         _index(pipe, submission, unsent=unsent)
+        # what a regrade of the challenge re-runs (grader.adapters.bank)
+        by_challenge = f"{BANK_SUBMISSIONS}{submission.challenge_id}"
+        pipe.zadd(by_challenge, {submission.id: submission.created_at.timestamp()})
+        pipe.expire(by_challenge, self._retention)
         if new:  # the gradebook's order: by creation, trimmed to the retention period
             created = submission.created_at.timestamp()
             for book in (BOOK, f"{BOOK_OF_KEY}{submission.key_id}"):

@@ -10,13 +10,14 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__, logs, web
+from ..adapters.bank import ChallengeBank, PublishedChallenges
 from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
 from ..domain.loader import load_challenges, load_sets
 from ..settings import Settings, get_settings
-from . import catalog, errors, gradebook, health, learners, submissions
+from . import bank, catalog, errors, gradebook, health, learners, regrade, submissions
 from .errors import error_body
 from .security import KeyRing, RateLimiter
 from .state import ApiState
@@ -28,25 +29,27 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     settings.api.check_for_service()
     environments = discover(settings.images.root)
-    challenges = {
-        c.qualified_id: c for c in load_challenges([settings.api.challenges_root], environments)
-    }
+    # Every file is checked here (a broken one stops the start, naming it); they seed an
+    # empty bank on first use, and the bank is what is served (grader.adapters.bank).
+    bundled = load_challenges([settings.api.challenges_root], environments)
     store = SubmissionStore.from_url(
         settings.redis.url,
         settings.api.retention_seconds,
         connect_timeout=settings.redis.api_connect_timeout_seconds,
         read_timeout=settings.redis.api_read_timeout_seconds,
     )
+    challenge_bank = ChallengeBank(store.client, settings.api.retention_seconds)
     state = ApiState(
         settings=settings,
         store=store,
         queue=TaskQueue(settings),
         keys=KeyRing(settings.api.keys),
         limiter=RateLimiter(store, settings.api.rate_per_minute),
-        challenges=challenges,
+        challenges=PublishedChallenges(challenge_bank, bundled),
         environments=environments,
         completions=Completions.from_url(settings.redis.url),
         sets=load_sets(settings.api.challenges_root),
+        bank=challenge_bank,
     )
 
     @asynccontextmanager
@@ -71,6 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(learners.router)
     app.include_router(gradebook.router)
+    app.include_router(bank.router)
+    app.include_router(regrade.router)
     app.include_router(health.router)
     web.install(app, settings)
     return app

@@ -21,6 +21,7 @@ from ..errors import (
     AttemptsExhausted,
     AuthError,
     ChallengeError,
+    Conflict,
     Forbidden,
     GraderError,
     LimitsError,
@@ -58,7 +59,9 @@ _MEANINGS = {
     401: "Missing or unknown API key",
     403: "The key's role does not allow this",
     404: "No such challenge or submission",
-    409: "The learner has no attempt left at this challenge (attempts_exhausted)",
+    409: "The request contradicts what is stored (conflict), or the learner has no attempt "
+    "left at this challenge (attempts_exhausted)",
+    415: "The body is not of a media type this operation reads",
     413: "The body, the code or the batch is too large",
     422: "The request does not match the schema (see problems), or an unsafe callback URL",
     429: "Over the key's rate limit; see Retry-After",
@@ -98,6 +101,8 @@ def _status_for(exc: GraderError) -> tuple[int, str]:
         return 401, "unauthorized"
     if isinstance(exc, NotFound):
         return 404, "not_found"
+    if isinstance(exc, Conflict):
+        return 409, "conflict"
     if isinstance(exc, RateLimited):
         return 429, "rate_limited"
     if isinstance(exc, AttemptsExhausted):
@@ -133,7 +138,10 @@ def install(app: FastAPI) -> None:
             headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
             headers["WWW-Authenticate"] = "Bearer"
-        return error_body(status, code, message, headers)
+        extra = {}
+        if isinstance(exc, ChallengeError) and exc.problems:
+            extra["problems"] = exc.problems
+        return error_body(status, code, message, headers, **extra)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

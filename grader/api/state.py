@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from ..adapters.bank import ChallengeBank
 from ..adapters.completions import Completions
 from ..adapters.queue import TaskQueue
 from ..adapters.store import SubmissionStore
@@ -23,10 +25,13 @@ class ApiState:
     queue: TaskQueue
     keys: KeyRing
     limiter: RateLimiter
-    challenges: dict[str, Challenge]
+    challenges: Mapping[str, Challenge]
+    """The published challenges (``PublishedChallenges``: the bank, as every process sees it)."""
     environments: dict[str, Environment]
     completions: Completions
+    bank: ChallengeBank
     sets: dict[str, ChallengeSet] = field(default_factory=dict)
+    """Declarations of the bundled sets (``_set.yaml``: title, badge, late answers)."""
 
 
 def api_state(request: Request) -> ApiState:

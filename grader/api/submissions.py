@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from ..adapters.store import new_id
 from ..adapters.webhooks import check_callback_url
+from ..domain.bank import revision_of
 from ..domain.challenge import Challenge
 from ..domain.compare import grade_choice
 from ..domain.exporters import NotExportable, ResultFormat, export
@@ -83,6 +84,7 @@ def _store_and_queue(
         id=submission_id,
         key_id=key.id,
         challenge_id=challenge.qualified_id,
+        revision=revision_of(challenge),
         environment=challenge.environment,
         code=body.code,
         choice=body.choice,

@@ -24,6 +24,7 @@ from ..domain.validation import DEFAULT_RUNS, ChallengeReport, MatrixRow, matrix
 from ..errors import GraderError
 from ..sandbox import DockerSandbox
 from ..settings import Settings, get_settings
+from .push import push_command
 
 challenges_app = typer.Typer(help="Validate challenges by execution.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -252,3 +253,6 @@ def matrix_command(paths: Paths = None, as_json: AsJson = False) -> None:
 
 def _mark(expected: bool | None) -> tuple[str, str]:
     return {True: ("✓", "green"), False: ("✗", "red"), None: ("·", "dim")}[expected]
+
+
+challenges_app.command("push")(push_command)

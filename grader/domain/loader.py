@@ -107,13 +107,15 @@ class _File:
         return f"the set comes {self.origin(name)}: rename the folder"
 
 
-def _parse(file: _File) -> bool:
-    """Read and parse the YAML into ``file``; False (with the problem recorded) if it cannot."""
-    try:
-        text = file.path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        file.problems.append(LoadProblem(file.path, 1, f"cannot read: {exc}"))
-        return False
+def _parse(file: _File, text: str | None = None) -> bool:
+    """Read (unless given ``text``) and parse the YAML into ``file``; False (with the problem
+    recorded) if it cannot. JSON is YAML too."""
+    if text is None:
+        try:
+            text = file.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            file.problems.append(LoadProblem(file.path, 1, f"cannot read: {exc}"))
+            return False
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -162,9 +164,11 @@ def _environment_problems(file: _File, known: set[str]) -> None:
             file.problem(f"unknown environment {name!r}; known: {', '.join(sorted(known))}", loc)
 
 
-def _check(path: Path, known: set[str] | None) -> tuple[Challenge | None, _File]:
+def _check(
+    path: Path, known: set[str] | None, text: str | None = None
+) -> tuple[Challenge | None, _File]:
     file = _File(path)
-    if not _parse(file):
+    if not _parse(file, text):
         return None, file
     folder_set = path.parent.name
     data = {"set": folder_set, "id": path.stem, **file.data}
@@ -189,6 +193,16 @@ def load_challenge(path: Path, known_environments: Iterable[str] | None = None) 
     LoadResult(problems=file.problems).raise_for_problems()
     assert challenge is not None  # noqa: S101  no problems means it loaded
     return challenge
+
+
+def parse_challenge(
+    text: str, path: Path, known_environments: Iterable[str] | None = None
+) -> tuple[Challenge | None, list[LoadProblem]]:
+    """A challenge sent as text (an upload), checked as if it were the file at ``path``: its
+    folder and stem are the default set and id, and problems name it. None if any problem."""
+    known = set(known_environments) if known_environments is not None else None
+    challenge, file = _check(path, known, text)
+    return challenge, file.problems
 
 
 def challenge_files(paths: Iterable[Path]) -> list[Path]:

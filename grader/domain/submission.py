@@ -20,7 +20,7 @@ from pydantic import (
 from . import feedback
 from .feedback import Terms
 from .sets import EarnedBadge
-from .verdict import Verdict
+from .verdict import Verdict, VerdictStatus
 
 
 class SubmissionStatus(StrEnum):
@@ -104,6 +104,21 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+class RegradeResult(BaseModel):
+    """A verdict recorded by a regrade, beside the submission's own (never instead of it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    job: str
+    revision: str
+    environment: str
+    image_id: str | None = None
+    status: VerdictStatus
+    reason: str = ""
+    score: float = 0.0
+    at: datetime = Field(default_factory=now)
+
+
 class Submission(BaseModel):
     """A stored submission with its lifecycle and, once done, its verdict."""
 
@@ -112,6 +127,8 @@ class Submission(BaseModel):
     id: str
     key_id: str
     challenge_id: str
+    revision: str | None = None
+    """The challenge revision (content hash) this submission was admitted to and graded with."""
     environment: str | None = None
     code: str | None = None
     choice: str | None = None
@@ -133,6 +150,8 @@ class Submission(BaseModel):
     """What it was admitted under (attempt, deadline, feedback rules); never shown whole."""
     badge: EarnedBadge | None = None
     """The set's badge, when this submission earned it."""
+    regrades: list[RegradeResult] = Field(default_factory=list)
+    """Verdicts of later regrades (other revisions or environments), oldest first."""
 
     def shown(self, *, full: bool = False) -> Submission:
         """This submission with its verdict as its reader may see it (``full``: an
@@ -151,6 +170,10 @@ class Submission(BaseModel):
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
         standing = feedback.standing(self.terms)
         body.update(standing)
+        if self.verdict is not None and shown.verdict != self.verdict:
+            # Redacted: a regrade's reason could state the expected value just the same.
+            for regrade in body.get("regrades", []):
+                regrade["reason"] = ""
         verdict = body.pop("verdict")
         body["result"] = None
         if verdict is not None:

@@ -70,9 +70,11 @@ def submitted(store: SubmissionStore, code: str = "print(2)", **fields: object) 
 
 
 def queued_ids(client: redis.Redis, queue: str = queue_for(ENV)) -> list[str]:
-    """The submission ids of the tasks waiting in a Celery queue (kombu's JSON envelopes)."""
+    """The submission ids of the run tasks waiting in a Celery queue (kombu's JSON envelopes);
+    the bank's tasks in the same queue (validations, regrades) name no submission."""
     ids = []
     for raw in client.lrange(queue, 0, -1):
         args, _, _ = json.loads(base64.b64decode(json.loads(raw)["body"]))
-        ids.append(args[0]["submission_id"])
+        if "submission_id" in args[0]:
+            ids.append(args[0]["submission_id"])
     return ids

@@ -115,7 +115,7 @@ def test_limits_above_the_maxima_are_rejected_without_a_run(
     sandbox = printing("2\n")
     current = runtime_with(store, sandbox, redis_server.url)
     greedy = PRINTS_TWO.model_copy(update={"id": "greedy", "limits": {"wall_seconds": 1000}})
-    current.challenges[greedy.qualified_id] = greedy
+    current.challenges = {**current.challenges, greedy.qualified_id: greedy}
     submission_id = submitted(store, challenge_id=greedy.qualified_id)
     assert grade_submission(current, submission_id, retries=0) is None
     stored = store.get(submission_id)
@@ -217,7 +217,7 @@ def test_an_invalid_regex_in_a_challenge_ends_failed_at_once(
     that says why, at the first attempt and without a retry."""
     sandbox = printing("2\n")
     current = runtime_with(store, sandbox, redis_server.url)
-    current.challenges[BAD_REGEX.qualified_id] = BAD_REGEX
+    current.challenges = {**current.challenges, BAD_REGEX.qualified_id: BAD_REGEX}
     submission_id = submitted(store, challenge_id=BAD_REGEX.qualified_id)
     assert grade_submission(current, submission_id, retries=0) is None
     stored = store.get(submission_id)

@@ -31,7 +31,7 @@ DOWN = {"error": {"code": "unavailable", "message": UNAVAILABLE}}
         ("DELETE", "/v1/submissions", "POST"),
         ("PUT", "/v1/sets/async-test-mastery/progress", "GET"),
         ("PUT", "/v1/submissions/abc", "GET"),
-        ("POST", "/v1/challenges", "GET"),
+        ("POST", "/v1/environments", "GET"),
         ("PATCH", "/v1/submissions/batch", "POST"),
     ],
 )

@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from grader.api.app import create_app
+from grader.domain.loader import load_challenges
 from grader.settings import Settings
 from grader.testing import SUBMITTER_KEY, RedisServer, service_settings
 
@@ -66,7 +67,8 @@ CONFIG = schemathesis.Config.from_dict(
 # Only reads the OpenAPI document (no Redis): the requests go to ``fuzzed_app`` below.
 # /readyz answers 503 by design here (no worker runs): its contract is tested elsewhere.
 _schema_app = create_app(_settings("redis://127.0.0.1:1/0"))
-CHALLENGE_IDS = sorted(_schema_app.state.grader.challenges)
+# The bundled challenges: what the fuzzed app's bank is seeded with (no Redis read here).
+CHALLENGE_IDS = sorted(c.qualified_id for c in load_challenges([Settings().api.challenges_root]))
 schema = schemathesis.openapi.from_asgi("/openapi.json", _schema_app, config=CONFIG).exclude(
     path="/readyz"
 )
