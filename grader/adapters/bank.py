@@ -58,6 +58,16 @@ class ChallengeBank:
         raw = self._call(lambda: self._redis.get(f"{BANK_REVISION}{revision}"), "read a revision")
         return Revision.model_validate_json(raw) if raw else None
 
+    def records(self) -> list[ChallengeRecord]:
+        """Every challenge in the bank, retired ones too, by id (for the console)."""
+
+        def read() -> list[bytes | None]:
+            keys = sorted(self._redis.scan_iter(match=f"{BANK_CHALLENGE}*", count=1000))
+            return cast("list[bytes | None]", self._redis.mget(keys)) if keys else []
+
+        raws = self._call(read, "list the bank")
+        return [ChallengeRecord.model_validate_json(raw) for raw in raws if raw]
+
     def record(self, challenge_id: str) -> ChallengeRecord | None:
         key = f"{BANK_CHALLENGE}{challenge_id}"
         raw = self._call(lambda: self._redis.get(key), "read a challenge")

@@ -198,7 +198,9 @@ def parse_upload(
     return challenge
 
 
-def _store(state: ApiState, key: ApiKey, challenge: Challenge, *, create: bool) -> UploadAnswer:
+def store_upload(
+    state: ApiState, key: ApiKey, challenge: Challenge, *, create: bool
+) -> UploadAnswer:
     doc, new = state.bank.upload(challenge, uploaded_by=key.id, create=create)
     if doc.status is RevisionStatus.VALIDATING:  # again on a repeat: its task may be lost
         state.queue.enqueue_validation(doc.revision, challenge.environment)
@@ -239,7 +241,7 @@ async def create_challenge(
     state = api_state(request)
     text = await _text(request)
     challenge = await run_in_threadpool(parse_upload, state, text, path)
-    return _answer(await run_in_threadpool(_store, state, key, challenge, create=True))
+    return _answer(await run_in_threadpool(store_upload, state, key, challenge, create=True))
 
 
 @router.put(
@@ -257,7 +259,7 @@ async def replace_challenge(
     text = await _text(request)
     url_id = f"{set_name}/{challenge_id}"
     challenge = await run_in_threadpool(parse_upload, state, text, path, url_id)
-    return _answer(await run_in_threadpool(_store, state, key, challenge, create=False))
+    return _answer(await run_in_threadpool(store_upload, state, key, challenge, create=False))
 
 
 @router.delete(

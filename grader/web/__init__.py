@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 from ..settings import Settings
-from . import pages, play
+from . import console, pages, play
 from .session import SESSION_COOKIE, SESSION_SECONDS, session_secret
 
 STATIC = Path(__file__).parent / "static"
@@ -30,4 +30,5 @@ def install(app: FastAPI, settings: Settings) -> None:
     )
     app.include_router(pages.router)  # before the mount: /static/highlight.css is a route
     app.include_router(play.router)
+    app.include_router(console.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

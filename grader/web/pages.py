@@ -18,6 +18,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 from ..adapters.queue import queue_for
 from ..api.security import has_role
 from ..api.state import ApiState, api_state
+from ..domain.bank import Revision
 from ..domain.challenge import Challenge, Kind
 from ..domain.submission import Role, Submission
 from ..errors import AuthError, Forbidden
@@ -125,13 +126,16 @@ async def console(request: Request) -> Response:
     state, key = who(request)
     if key is None:
         return to_signin(request)
-    sets: dict[str, list[Challenge]] = defaultdict(list)
-    for challenge in sorted(state.challenges.values(), key=lambda c: c.qualified_id):
-        sets[challenge.set].append(challenge)
     queues: dict[str, int] = {}
     workers: list[dict[str, object]] = []
-    if has_role(key, Role.INSTRUCTOR):
+    if has_role(key, Role.INSTRUCTOR):  # the whole bank: validating and refused ones too
+        listed = await run_in_threadpool(_bank, state)
         queues, workers = await run_in_threadpool(_operations, state)
+    else:
+        listed = [(c, "published") for c in state.challenges.values()]
+    sets: dict[str, list[tuple[Challenge, str]]] = defaultdict(list)
+    for challenge, status in sorted(listed, key=lambda entry: entry[0].qualified_id):
+        sets[challenge.set].append((challenge, status))
     return secured(
         page(
             request,
@@ -145,20 +149,40 @@ async def console(request: Request) -> Response:
     )
 
 
+def _bank(state: ApiState) -> list[tuple[Challenge, str]]:
+    """Each challenge's latest upload and its status (``retired`` when retired)."""
+    listed = []
+    len(state.challenges)  # the published view seeds an empty bank on its first read
+    for record in state.bank.records():
+        doc = state.bank.revision(record.head)
+        if doc is not None:
+            listed.append((doc.challenge, "retired" if record.retired else doc.status.value))
+    return listed
+
+
 def _operations(state: ApiState) -> tuple[dict[str, int], list[dict[str, object]]]:
     queues = {name: state.store.queue_depth(queue_for(name)) for name in state.environments}
     return queues, state.store.workers()
 
 
 @router.get("/console/challenges/{set_name}/{challenge_id}")
-async def challenge_page(request: Request, set_name: str, challenge_id: str) -> Response:
+async def challenge_page(
+    request: Request,
+    set_name: str,
+    challenge_id: str,
+    revision: Annotated[str | None, Query(pattern=r"^[0-9a-f]{16}$")] = None,
+) -> Response:
+    """The published challenge; for instructors the latest upload (or ``revision``) with its
+    validation: the page reloads itself while a worker is validating it."""
     state, key = who(request)
     if key is None:
         return to_signin(request)
-    challenge = state.challenges.get(f"{set_name}/{challenge_id}")
-    if challenge is None:
-        return problem(request, 404, f"no challenge {set_name}/{challenge_id}", key)
+    qid = f"{set_name}/{challenge_id}"
     instructor = has_role(key, Role.INSTRUCTOR)
+    doc = await run_in_threadpool(_revision, state, qid, revision) if instructor else None
+    challenge = doc.challenge if doc is not None else state.challenges.get(qid)
+    if challenge is None:
+        return problem(request, 404, f"no challenge {qid}", key)
     # A tests challenge's code is its reference solution: instructors only, as in the API.
     show_code = instructor or challenge.kind is not Kind.TESTS
     return secured(
@@ -170,6 +194,7 @@ async def challenge_page(request: Request, set_name: str, challenge_id: str) -> 
             instructor=instructor,
             csrf=csrf_token(request),
             show_code=show_code,
+            doc=doc,
             expectation=(
                 challenge.expectation.model_dump_json(indent=2, exclude_none=True)
                 if instructor and challenge.expectation is not None
@@ -177,6 +202,14 @@ async def challenge_page(request: Request, set_name: str, challenge_id: str) -> 
             ),
         )
     )
+
+
+def _revision(state: ApiState, qid: str, revision: str | None) -> Revision | None:
+    record = state.bank.record(qid)
+    if record is None:
+        return None
+    wanted = revision or record.head
+    return state.bank.revision(wanted) if wanted in record.revisions else None
 
 
 @router.get("/console/submissions/{submission_id}")
