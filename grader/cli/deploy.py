@@ -82,7 +82,8 @@ def wait(
         "<see your .grader-key>",
     )
     typer.echo(f"Grader is ready at {url}  (OpenAPI docs: {url}/docs)")
-    typer.echo(f"Submitter key: {submitter}")
+    typer.echo(f"Console: {url}/console   Seed quiz: {url}/play/async-test-mastery")
+    typer.echo(f"Submitter key: {submitter}  (the admin key is in {KEY_FILE})")
     typer.echo(f'Try: curl -s -H "Authorization: Bearer {submitter}" {url}/v1/challenges')
 
 
