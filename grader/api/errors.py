@@ -14,7 +14,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -30,6 +29,9 @@ from ..errors import (
     StoreError,
     UnsafeCallback,
 )
+from .models import ErrorBody, ErrorDetail
+
+__all__ = ["ErrorBody", "ErrorDetail", "describe", "error_body", "error_responses", "install"]
 
 log = structlog.get_logger(__name__)
 
@@ -38,25 +40,13 @@ INTERNAL = "internal error; it has been logged"
 _HTTP_CODES = {400: "invalid", 404: "not_found", 405: "method_not_allowed"}
 
 
-class ErrorDetail(BaseModel):
-    """What went wrong: a stable ``code`` to branch on and a message for people."""
-
-    code: str
-    message: str
-    problems: list[dict[str, str]] | None = None
-
-
-class ErrorBody(BaseModel):
-    """The body of every error answer."""
-
-    error: ErrorDetail
-
-
 _MEANINGS = {
     400: "The body is not readable JSON, or the answer does not suit the challenge",
     401: "Missing or unknown API key",
     403: "The key's role does not allow this",
     404: "No such challenge or submission",
+    409: "No result in that format: the submission is not finished (not_finished), or the "
+    "format cannot express our failure (not_graded)",
     413: "The body, the code or the batch is too large",
     422: "The request does not match the schema (see problems), or an unsafe callback URL",
     429: "Over the key's rate limit; see Retry-After",
@@ -64,9 +54,22 @@ _MEANINGS = {
 }
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI entries of these error statuses: every one answers an ``ErrorBody``."""
-    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
+    entries: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entries[status] = {"model": ErrorBody, "description": _MEANINGS[status]}
+        if status == 429:
+            entries[status]["headers"] = _RETRY_AFTER
+    return entries
 
 
 def error_body(
