@@ -17,6 +17,7 @@
     ├── NotFound                 no such submission, challenge or environment (404)
     ├── Rejected                 the request is invalid (400/413/422)
     ├── UnsafeCallback           a callback URL points at a private address (422)
+    ├── WebhookUndelivered       a webhook's receiver answered 5xx/429 or could not be reached
     └── SandboxError             our side of a run failed (engine, image, harness protocol)
         ├── HarnessProtocolError the harness's report was missing, oversized or malformed
         ├── NotInEngine          the engine has no such container or image
@@ -107,6 +108,10 @@ class UnsafeCallback(GraderError):
     """A callback URL resolves to a private, loopback or link-local address."""
 
 
+class WebhookUndelivered(GraderError):
+    """A webhook's receiver answered 5xx or 429, or could not be reached: delivery is retried."""
+
+
 class SandboxError(GraderError):
     """Our side of a run failed: the daemon, the image or the harness protocol."""
 
@@ -145,4 +150,5 @@ __all__ = [
     "StoreError",
     "UnknownEnvironment",
     "UnsafeCallback",
+    "WebhookUndelivered",
 ]
