@@ -18,6 +18,9 @@
     ├── Rejected                 the request is invalid (400/413/422)
     ├── UnsafeCallback           a callback URL points at a private address (422)
     ├── WebhookUndelivered       a webhook's receiver answered 5xx/429 or could not be reached
+    ├── ClientError              grader.client got no usable answer from the API
+    │   ├── ApiError             the API answered an error (status, code, message)
+    │   └── Unreachable          no answer at all (connection, DNS, timeout), after retries
     └── SandboxError             our side of a run failed (engine, image, harness protocol)
         ├── HarnessProtocolError the harness's report was missing, oversized or malformed
         ├── NotInEngine          the engine has no such container or image
@@ -112,6 +115,33 @@ class WebhookUndelivered(GraderError):
     """A webhook's receiver answered 5xx or 429, or could not be reached: delivery is retried."""
 
 
+class ClientError(GraderError):
+    """``grader.client`` got no usable answer from the API."""
+
+
+class ApiError(ClientError):
+    """The API answered an error: its HTTP status, its stable ``code`` and its message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: list[dict[str, str]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems or []
+        self.retry_after = retry_after
+
+
+class Unreachable(ClientError):
+    """No answer from the API: refused connection, unknown host or timeout, after retries."""
+
+
 class SandboxError(GraderError):
     """Our side of a run failed: the daemon, the image or the harness protocol."""
 
@@ -129,9 +159,11 @@ class EngineConflict(SandboxError):
 
 
 __all__ = [
+    "ApiError",
     "AuthError",
     "BootstrapError",
     "ChallengeError",
+    "ClientError",
     "ConfigError",
     "EngineConflict",
     "Forbidden",
@@ -149,6 +181,7 @@ __all__ = [
     "SandboxError",
     "StoreError",
     "UnknownEnvironment",
+    "Unreachable",
     "UnsafeCallback",
     "WebhookUndelivered",
 ]
