@@ -106,7 +106,9 @@ def test_bearer_and_api_key_header_are_declared_security_schemes(schema: dict[st
     assert (schemes["apiKey"]["type"], schemes["apiKey"]["in"]) == ("apiKey", "header")
     assert schemes["apiKey"]["name"] == "X-API-Key"
     for _, path, operation in operations(schema):
-        expected = [{"bearer": []}, {"apiKey": []}] if path.startswith("/v1/") else None
+        expected: list[dict[str, list[str]]] | None = (
+            [{"bearer": []}, {"apiKey": []}] if path.startswith("/v1/") else None
+        )
         assert operation.get("security") == expected, path
 
 
