@@ -118,9 +118,9 @@ def test_errors_come_back_typed(api_url: str) -> None:
     assert (missing.value.status, missing.value.code) == (404, "not_found")
     assert (unknown.value.status, unknown.value.code) == (401, "unauthorized")
     dead = f"http://127.0.0.1:{free_port()}"
-    with Client(dead, SUBMITTER_KEY, retry=RetryPolicy(attempts=2, backoff_max=0.1)) as grader:
-        with pytest.raises(Unreachable):
-            grader.get("x")
+    grader = Client(dead, SUBMITTER_KEY, retry=RetryPolicy(attempts=2, backoff_max=0.1))
+    with grader, pytest.raises(Unreachable):
+        grader.get("x")
 
 
 def test_a_rate_limited_key_reads_its_retry_after(api_url: str) -> None:
