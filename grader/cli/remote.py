@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.text import Text
 
 from ..client import ApiError, Client, PublicSubmission, RunRecord, Unreachable
+from ..client.core import DEFAULT_URL as DEFAULT_API_URL
 from ..domain.exporters import LADDER, ResultFormat, Standing
 from ..domain.observation import RunMode, RunStatus
 from ..domain.verdict import VerdictStatus
@@ -54,7 +55,7 @@ Wait = Annotated[
     float | None,
     typer.Option("--timeout", min=0, help="With --wait: give up after this many seconds"),
 ]
-DEFAULT_URL = "http://127.0.0.1:8000"
+DEFAULT_URL = DEFAULT_API_URL
 
 
 def submit(

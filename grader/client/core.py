@@ -29,6 +29,8 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 MAX_WAIT_SECONDS = 30.0
 """The longest ``?wait=`` the API takes; longer waits are several long-polls."""
 RETRIED_STATUSES = frozenset({429, 502, 503, 504})
+REFUSED_WHOLE = frozenset({429, 503})
+"""The API's own refusals: nothing of the request was stored."""
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 FINAL = frozenset({"done", "failed"})
 
@@ -68,7 +70,10 @@ class RetryPolicy:
 
         def retryable(exc: BaseException) -> bool:
             if isinstance(exc, Retryable):
-                return exc.retry_after is None or exc.retry_after <= self.retry_after_max
+                # A proxy's 502/504 may come after the API took the request: not for a batch.
+                whole = exc.response.status_code in REFUSED_WHOLE
+                waited = exc.retry_after is None or exc.retry_after <= self.retry_after_max
+                return waited and (call.replayable or whole)
             return call.replayable and isinstance(exc, _TRANSIENT)
 
         return {

@@ -175,6 +175,25 @@ def test_a_batch_is_not_resent_after_a_lost_connection() -> None:
     assert len(api.requests) == 1
 
 
+def test_a_batch_is_retried_after_a_429_but_not_after_a_proxys_502() -> None:
+    """A 429 stored nothing: the batch is sent again; a 502 may have: it is raised."""
+    body = {"submissions": [{"index": 0, **submission()}]}
+    api = ScriptedApi(
+        [
+            error(429, "rate_limited", "later", **{"Retry-After": "1"}),
+            ok(body, 202),
+            httpx.Response(502, text="Bad Gateway"),
+        ]
+    )
+    with client(api) as grader:
+        answer = grader.submit_batch([{"challenge_id": CHALLENGE, "code": "x = 1"}])
+        with pytest.raises(ApiError) as raised:
+            grader.submit_batch([{"challenge_id": CHALLENGE, "code": "x = 1"}])
+    assert answer.submissions[0].index == 0
+    assert raised.value.status == 502
+    assert len(api.requests) == 3
+
+
 def test_submit_with_wait_long_polls_until_the_verdict() -> None:
     """``wait=True``: POST ?wait=30, then GET ?wait=30 until final; the verdict is typed."""
     done = submission(SubmissionStatus.DONE, VerdictStatus.PASSED)
