@@ -36,6 +36,8 @@ __all__ = ["ErrorBody", "ErrorDetail", "describe", "error_body", "error_response
 log = structlog.get_logger(__name__)
 
 UNAVAILABLE = "the submission store or the queue is unavailable; retry shortly"
+UNAVAILABLE_RETRY_AFTER = 2
+"""Seconds a 503 asks a client to wait: Redis restarting (AOF replay) takes about that."""
 INTERNAL = "internal error; it has been logged"
 _HTTP_CODES = {400: "invalid", 404: "not_found", 405: "method_not_allowed"}
 
@@ -67,7 +69,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     entries: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         entries[status] = {"model": ErrorBody, "description": _MEANINGS[status]}
-        if status == 429:
+        if status in (429, 503):
             entries[status]["headers"] = _RETRY_AFTER
     return entries
 
@@ -130,6 +132,8 @@ def install(app: FastAPI) -> None:
         headers: dict[str, str] = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        if status == 503:
+            headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
             headers["WWW-Authenticate"] = "Bearer"
         return error_body(status, code, message, headers)

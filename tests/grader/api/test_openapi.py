@@ -90,6 +90,7 @@ def test_every_error_status_answers_our_error_body(schema: dict[str, Any]) -> No
     submit = schema["paths"]["/v1/submissions"]["post"]["responses"]
     assert {"400", "401", "404", "413", "422", "429", "503"} <= set(submit)
     assert "Retry-After" in submit["429"]["headers"]
+    assert "Retry-After" in submit["503"]["headers"]
     assert "409" in schema["paths"]["/v1/submissions/{submission_id}"]["get"]["responses"]
     detail = schema["components"]["schemas"]["ErrorDetail"]
     assert set(detail["required"]) == {"code", "message"}

@@ -5,9 +5,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from grader.api.app import create_app
 from grader.client import ApiError, AsyncClient, RetryPolicy, Unreachable
 from grader.domain.submission import SubmissionStatus
 from grader.domain.verdict import VerdictStatus
+from grader.testing import SUBMITTER_KEY, free_port, service_settings
 
 from .support import CHALLENGE, ENV, ScriptedApi, error, ok, run_record, submission
 
@@ -75,3 +77,28 @@ async def test_run_and_result() -> None:
     assert record.observation is not None and record.observation.stdout.text == "2\n"
     assert document == {"score": 1.0, "tests": []}
     assert api.params() == [{"wait": "30.0"}, {"format": "gradescope"}]
+
+
+async def test_the_apis_own_503_is_retried_after_its_retry_after() -> None:
+    """The real app with its Redis gone: each try answers 503 with Retry-After 2, which the
+    client sleeps before the next; after the last, the API's error is raised."""
+    app = create_app(service_settings(f"redis://127.0.0.1:{free_port()}/0"))
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    grader = AsyncClient(
+        "http://grader",
+        SUBMITTER_KEY,
+        transport=httpx.ASGITransport(app=app),
+        sleep=sleep,
+        retry=RetryPolicy(attempts=3),
+    )
+    async with grader:
+        with pytest.raises(ApiError) as raised:
+            await grader.submit(CHALLENGE, "x = 1\n")
+    await app.state.grader.completions.close()
+    app.state.grader.store.close()
+    assert (raised.value.status, raised.value.code) == (503, "unavailable")
+    assert slept == [2.0, 2.0]
