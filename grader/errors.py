@@ -19,6 +19,10 @@
     ├── Rejected                 the request is invalid (400/413/422)
     ├── AttemptsExhausted        the learner has no attempt left at this challenge (409)
     ├── UnsafeCallback           a callback URL points at a private address (422)
+    ├── WebhookUndelivered       a webhook's receiver answered 5xx/429 or could not be reached
+    ├── ClientError              grader.client got no usable answer from the API
+    │   ├── ApiError             the API answered an error (status, code, message)
+    │   └── Unreachable          no answer at all (connection, DNS, timeout), after retries
     └── SandboxError             our side of a run failed (engine, image, harness protocol)
         ├── HarnessProtocolError the harness's report was missing, oversized or malformed
         ├── NotInEngine          the engine has no such container or image
@@ -124,6 +128,37 @@ class UnsafeCallback(GraderError):
     """A callback URL resolves to a private, loopback or link-local address."""
 
 
+class WebhookUndelivered(GraderError):
+    """A webhook's receiver answered 5xx or 429, or could not be reached: delivery is retried."""
+
+
+class ClientError(GraderError):
+    """``grader.client`` got no usable answer from the API."""
+
+
+class ApiError(ClientError):
+    """The API answered an error: its HTTP status, its stable ``code`` and its message."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        problems: list[dict[str, str]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"HTTP {status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.problems = problems or []
+        self.retry_after = retry_after
+
+
+class Unreachable(ClientError):
+    """No answer from the API: refused connection, unknown host or timeout, after retries."""
+
+
 class SandboxError(GraderError):
     """Our side of a run failed: the daemon, the image or the harness protocol."""
 
@@ -141,10 +176,12 @@ class EngineConflict(SandboxError):
 
 
 __all__ = [
+    "ApiError",
     "AttemptsExhausted",
     "AuthError",
     "BootstrapError",
     "ChallengeError",
+    "ClientError",
     "ConfigError",
     "Conflict",
     "EngineConflict",
@@ -163,5 +200,7 @@ __all__ = [
     "SandboxError",
     "StoreError",
     "UnknownEnvironment",
+    "Unreachable",
     "UnsafeCallback",
+    "WebhookUndelivered",
 ]

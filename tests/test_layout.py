@@ -98,3 +98,16 @@ def test_no_product_module_is_over_the_size_budget(path: Path) -> None:
     """One concept per module: split before it grows past the budget."""
     lines = len(path.read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{path.relative_to(ROOT)} has {lines} lines"
+
+
+def test_only_the_cli_imports_the_client() -> None:
+    """``grader.client`` is the platforms' side of the API: the service (domain, adapters,
+    sandbox, API) and the worker never import it; the CLI's verbs do."""
+    importers = []
+    for path in modules(ROOT / "grader", ROOT / "worker"):
+        names = imported(path) | {f"grader.{n}" for n in _relative_imports(path)}
+        if any(n == "grader.client" or n.startswith("grader.client.") for n in names):
+            importers.append(path.relative_to(ROOT).as_posix())
+    outside = [p for p in importers if not p.startswith(("grader/client/", "grader/cli/"))]
+    assert outside == []
+    assert "grader/cli/remote.py" in importers

@@ -18,6 +18,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 from celery.exceptions import SoftTimeLimitExceeded
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_before_delay,
+    wait_exponential,
+)
 
 from grader.domain.submission import Submission
 from grader.domain.verdict import Verdict
@@ -79,22 +86,28 @@ def queue_webhook(current: Runtime, submission_id: str) -> None:
 
 
 def _retried(deadline: float, action: Callable[[], T]) -> T:
-    """``action()``, retried with doubling delays while Redis or the broker fails, until
-    ``deadline`` (monotonic); then its last error.
+    """``action()``, retried by tenacity with doubling delays while Redis or the broker
+    fails, until ``deadline`` (monotonic); then its last error.
 
     The task's soft time limit may strike here (it is set for grading, and storing may go on
     past it): that interrupt is one more failed try, since every action here may be repeated.
     """
-    delay = FIRST_DELAY_SECONDS
-    while True:
-        try:
-            try:
-                return action()
-            except (StoreError, QueueError) as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("finish_retry", error=str(exc)[:300], in_seconds=delay)
-                time.sleep(delay)
-        except SoftTimeLimitExceeded:
-            log.warning("finish_past_soft_time_limit")
-        delay = min(2 * delay, timing.FINISH_BACKOFF_MAX_SECONDS)
+    retrying = Retrying(
+        retry=retry_if_exception_type((StoreError, QueueError, SoftTimeLimitExceeded)),
+        wait=wait_exponential(
+            multiplier=FIRST_DELAY_SECONDS, max=timing.FINISH_BACKOFF_MAX_SECONDS
+        ),
+        stop=stop_before_delay(max(0.0, deadline - time.monotonic())),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+    return retrying(action)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    if isinstance(error, SoftTimeLimitExceeded):
+        log.warning("finish_past_soft_time_limit")
+    else:
+        delay = state.next_action.sleep if state.next_action is not None else None
+        log.warning("finish_retry", error=str(error)[:300], in_seconds=delay)

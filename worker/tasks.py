@@ -25,13 +25,22 @@ from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
-from grader.errors import GraderError, LimitsError, SandboxError, StoreError, UnsafeCallback
+from grader.errors import (
+    GraderError,
+    LimitsError,
+    SandboxError,
+    StoreError,
+    UnsafeCallback,
+    WebhookUndelivered,
+)
+from grader.settings import get_settings
 
 from .finishing import finish
 from .runtime import Runtime, runtime
 
 log = structlog.get_logger(__name__)
 SANDBOX_ERROR_REASON = "could not grade this submission (our fault, not yours)"
+WEBHOOK_BACKOFF_MAX_SECONDS = 60
 
 
 class TaskPayload(BaseModel):
@@ -43,10 +52,9 @@ class TaskPayload(BaseModel):
 
 @dataclass(frozen=True)
 class Retry:
-    """Our side failed: run the task again after ``countdown`` seconds."""
+    """Our side failed: run the task again (Celery's backoff decides when)."""
 
     error: GraderError
-    countdown: float
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,41 @@ def _parse(payload: Any) -> TaskPayload | None:
         return None
 
 
-@shared_task(name=TASK_RUN_SUBMISSION, bind=True)
+class InfrastructureRetried(Task):  # type: ignore[misc]
+    """A task whose ``GraderError``s are retried by Celery itself (``autoretry_for``):
+    exponential backoff with full jitter, capped and counted by the settings.
+
+    The cap and the count are read when the worker binds the task (``retry_backoff_max``)
+    and when it retries (``max_retries``), from the worker's settings.
+    """
+
+    autoretry_for = (GraderError,)
+    retry_backoff = True
+    retry_jitter = True
+
+    @property
+    def retry_backoff_max(self) -> int:
+        return get_settings().queue.retry_backoff_max_seconds
+
+    @property
+    def max_retries(self) -> int:
+        return get_settings().queue.max_retries
+
+
+class WebhookRetried(Task):  # type: ignore[misc]
+    """A webhook delivery whose ``GraderError``s Celery retries with backoff and jitter."""
+
+    autoretry_for = (GraderError,)
+    retry_backoff = True
+    retry_jitter = True
+    retry_backoff_max = WEBHOOK_BACKOFF_MAX_SECONDS
+
+    @property
+    def max_retries(self) -> int:
+        return get_settings().api.webhook_max_attempts
+
+
+@shared_task(name=TASK_RUN_SUBMISSION, bind=True, base=InfrastructureRetried)
 def run_submission(self: Task, payload: Any) -> None:
     """Grade one submission. Our failures are retried with backoff; the learner's never are."""
     job = _parse(payload)
@@ -75,21 +117,15 @@ def run_submission(self: Task, payload: Any) -> None:
         return
     structlog.contextvars.bind_contextvars(submission_id=job.submission_id)
     current = runtime()
-    retries = self.request.retries
     # Busy until the verdict is stored and published: pool refills and container removals
     # wait until then, so they do not compete with this submission for the CPU.
     with current.sandbox.busy():
         try:
-            retry = grade_submission(current, job.submission_id, retries=retries)
+            retry = grade_submission(current, job.submission_id, retries=self.request.retries)
         except SoftTimeLimitExceeded:
-            error = SandboxError("grading ran past the task's soft time limit")
-            retry = Retry(error, _backoff(current, retries))
+            retry = Retry(SandboxError("grading ran past the task's soft time limit"))
     if retry is not None:
-        raise self.retry(
-            exc=retry.error,
-            countdown=retry.countdown,
-            max_retries=current.settings.queue.max_retries,
-        )
+        raise retry.error  # autoretry_for: Celery retries it, with backoff and jitter
 
 
 def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> Retry | None:
@@ -105,7 +141,7 @@ def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> R
         submission = current.store.mark_running(submission_id, worker=current.name)
     except StoreError as exc:
         bound.warning("submission_not_started", error=str(exc)[:300])
-        return Retry(exc, _backoff(current, retries))
+        return Retry(exc)
     if submission is None:
         bound.warning("submission_gone")
         return None
@@ -132,7 +168,7 @@ def grade_submission(current: Runtime, submission_id: str, *, retries: int) -> R
         error=outcome.error,
         packages=outcome.packages,
     )
-    return None if problem is None else Retry(problem, _backoff(current, retries))
+    return None if problem is None else Retry(problem)
 
 
 def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | Retry:
@@ -141,7 +177,7 @@ def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | 
     try:
         challenge = challenge_for(current.challenges, submission.challenge_id, submission.revision)
     except StoreError as exc:  # the bank is in Redis: our side, retried
-        return Retry(exc, _backoff(current, retries))
+        return Retry(exc)
     if challenge is None:
         reason = f"unknown challenge {submission.challenge_id!r}"
         return Outcome(Verdict(status=VerdictStatus.REJECTED, reason=reason))
@@ -161,7 +197,7 @@ def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | 
     except GraderError as exc:
         bound.warning("grading_failed", error=str(exc), retries=retries)
         if retries < settings.queue.max_retries:
-            return Retry(exc, _backoff(current, retries))
+            return Retry(exc)
         verdict = Verdict(status=VerdictStatus.SANDBOX_ERROR, reason=SANDBOX_ERROR_REASON)
         return Outcome(verdict, failed=True, error=str(exc))
     bound.info(
@@ -184,11 +220,7 @@ def describe(exc: BaseException) -> str:
     return f"{name}: {exc}"[:500]
 
 
-def _backoff(current: Runtime, retries: int) -> float:
-    return float(min(2**retries, current.settings.queue.retry_backoff_max_seconds))
-
-
-@shared_task(name=TASK_DELIVER_WEBHOOK, bind=True)
+@shared_task(name=TASK_DELIVER_WEBHOOK, bind=True, base=WebhookRetried)
 def deliver_webhook(self: Task, payload: Any) -> None:
     """POST the signed result to the callback URL; retry on 5xx, timeouts and refusals."""
     job = _parse(payload)
@@ -201,11 +233,7 @@ def deliver_webhook(self: Task, payload: Any) -> None:
         submission = current.store.get(job.submission_id)
     except StoreError as exc:
         log.warning("webhook_store_unavailable", error=str(exc)[:300])
-        raise self.retry(
-            exc=exc,
-            countdown=min(2**self.request.retries, 60),
-            max_retries=api.webhook_max_attempts,
-        ) from None
+        raise  # autoretry_for: Celery retries it, with backoff and jitter
     if submission is None or not submission.callback_url:
         return
     if submission.request_id is not None:
@@ -239,7 +267,7 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     attempts = api.webhook_max_attempts
     if retryable and self.request.retries + 1 < attempts:
         log.info("webhook_retry", reason=reason, retries=self.request.retries)
-        raise self.retry(countdown=min(2**self.request.retries, 60), max_retries=attempts)
+        raise WebhookUndelivered(f"{submission.callback_url}: {reason}")  # retried by Celery
     with suppress(StoreError):
         current.store.count("webhooks_failed")
     log.warning("webhook_failed", reason=reason)

@@ -7,9 +7,14 @@ and what workers publish about themselves (heartbeats, the environments they run
 from __future__ import annotations
 
 import json
+import math
+import time
 from typing import Any, Self
 
 import redis
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from ..errors import StoreError
 from .redis_keys import ENVIRONMENT, HEARTBEAT, LATENCY, RATE, STATS
@@ -23,6 +28,12 @@ class ClusterStore:
     def __init__(self, client: redis.Redis, retention_seconds: int) -> None:
         self._redis = client
         self._retention = retention_seconds
+        # The ``limits`` library's moving window: a list of hit times per key, checked and
+        # appended in one Lua script, on this client's own connections.
+        self._rate_storage = RedisStorage(
+            "redis://", connection_pool=client.connection_pool, key_prefix=RATE.rstrip(":")
+        )
+        self._rates = MovingWindowRateLimiter(self._rate_storage)
 
     @classmethod
     def from_url(
@@ -61,16 +72,23 @@ class ClusterStore:
             raise StoreError(f"cannot read statistics: {exc}") from None
         return decode(raw_stats), decode(raw_latency)
 
-    def count_in_window(self, key_id: str, window: int, cost: int) -> int:
-        """Add ``cost`` to one key's requests in one rate window; the window's total."""
-        name = f"{RATE}{key_id}:{window}"
+    def take_rate(self, key_id: str, per_minute: int, cost: int = 1) -> int | None:
+        """Take ``cost`` hits from one key's sliding 60 s window: ``None`` if they fit, else
+        the seconds until they would (a refused request takes nothing).
+
+        A sliding window counts the 60 s before each request, so a key cannot spend its limit
+        at the end of one minute and again at the start of the next.
+        """
+        item = RateLimitItemPerMinute(per_minute)
         try:
-            pipe = self._redis.pipeline()
-            pipe.incrby(name, cost)
-            pipe.expire(name, 120)
-            return int(pipe.execute()[0])
+            if self._rates.hit(item, key_id, cost=cost):
+                return None
+            oldest, _ = self._rate_storage.get_moving_window(
+                item.key_for(key_id), per_minute, item.get_expiry()
+            )
         except redis.RedisError as exc:
             raise StoreError(f"rate limiter unavailable: {exc}") from None
+        return max(1, math.ceil(float(oldest) + item.get_expiry() - time.time()))
 
     def queue_depth(self, queue: str) -> int:
         """Tasks waiting in one Celery queue (a Redis list named after it)."""

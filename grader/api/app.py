@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -19,6 +23,7 @@ from ..domain.loader import load_challenges, load_sets
 from ..settings import Settings, get_settings
 from . import bank, catalog, errors, gradebook, health, learners, regrade, submissions
 from .errors import error_body
+from .models import PublicSubmission
 from .security import KeyRing, RateLimiter
 from .state import ApiState
 from .tracing import HttpMetrics, Tracing
@@ -63,8 +68,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         lifespan=lifespan,
         description="Sandboxed grading of Python challenges. Authenticate with "
-        "`Authorization: Bearer <key>`.",
+        "`Authorization: Bearer <key>` (or `X-API-Key: <key>`). Every error answers "
+        '`{"error": {"code", "message"}}`.',
+        generate_unique_id_function=operation_id,
     )
+    describe_webhooks(app)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     app.state.grader = state
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
@@ -89,6 +98,61 @@ def serve() -> FastAPI:
     settings = get_settings()
     logs.configure(settings.log.level, settings.log.format)
     return create_app(settings)
+
+
+def operation_id(route: APIRoute) -> str:
+    """A stable, readable ``operationId``: the route function's name in camelCase
+    (``create_submission`` -> ``createSubmission``), which generated clients name methods by."""
+    first, *rest = route.name.split("_")
+    return first + "".join(word.capitalize() for word in rest)
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with its own ``{"detail"}`` validation error left out.
+
+    Every route declares our ``ErrorBody`` for 422, so FastAPI adds its own only to the
+    webhook (whose receiver's answers are not ours to describe); unreferenced, its schemas go.
+    """
+    if app.openapi_schema is None:
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            openapi_version=app.openapi_version,
+            description=app.description,
+            routes=app.routes,
+            webhooks=app.webhooks.routes,
+            separate_input_output_schemas=app.separate_input_output_schemas,
+        )
+        for operations in schema.get("webhooks", {}).values():
+            for operation in operations.values():
+                operation["responses"].pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):  # the second is the first's part
+            if f'"#/components/schemas/{name}"' not in json.dumps(schema):
+                components.pop(name, None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def describe_webhooks(app: FastAPI) -> None:
+    """The OpenAPI ``webhooks`` entry: what a ``callback_url`` receives (docs/api.md)."""
+
+    @app.webhooks.post("submission-finished", operation_id="submissionFinished")
+    def submission_finished(
+        body: PublicSubmission,
+        x_grader_timestamp: Annotated[
+            str, Header(description="Unix seconds; reject old ones (replays)")
+        ],
+        x_grader_signature: Annotated[
+            str,
+            Header(
+                description='"v1=" + hex HMAC-SHA256(webhook_secret, timestamp + "." + raw body)'
+            ),
+        ],
+    ) -> None:
+        """POSTed to a submission's ``callback_url`` once it is final: the same body as
+        ``GET /v1/submissions/{id}``, signed with the key's webhook secret. Answer 2xx; 5xx,
+        429 and timeouts are retried with backoff, other answers end the delivery."""
 
 
 class BodyLimit:

@@ -12,6 +12,7 @@ from ..domain.submission import Role
 from ..errors import NotFound
 from ..settings import ApiKey
 from .errors import error_responses
+from .models import ChallengeList, EnvironmentList, PublicChallenge
 from .security import has_role
 from .state import api_state, current_key
 
@@ -37,7 +38,12 @@ def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
     return body
 
 
-@router.get("/challenges", summary="List challenges (optionally one set)")
+@router.get(
+    "/challenges",
+    summary="List challenges (optionally one set)",
+    response_model=ChallengeList,
+    response_model_exclude_unset=True,
+)
 async def list_challenges(
     request: Request,
     key: Annotated[ApiKey, Depends(current_key)],
@@ -53,7 +59,12 @@ async def list_challenges(
     return {"challenges": items, "count": len(items)}
 
 
-@router.get("/challenges/{set_name}/{challenge_id}", summary="One challenge")
+@router.get(
+    "/challenges/{set_name}/{challenge_id}",
+    summary="One challenge",
+    response_model=PublicChallenge,
+    response_model_exclude_unset=True,
+)
 async def get_challenge(
     request: Request,
     set_name: str,
@@ -67,7 +78,11 @@ async def get_challenge(
     return public_challenge(challenge, with_key=has_role(key, Role.INSTRUCTOR))
 
 
-@router.get("/environments", summary="Pinned environments: names, digests, packages")
+@router.get(
+    "/environments",
+    summary="Pinned environments: names, digests, packages",
+    response_model=EnvironmentList,
+)
 async def list_environments(
     request: Request, key: Annotated[ApiKey, Depends(current_key)]
 ) -> dict[str, Any]:

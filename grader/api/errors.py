@@ -14,7 +14,6 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import (
@@ -32,26 +31,17 @@ from ..errors import (
     StoreError,
     UnsafeCallback,
 )
+from .models import ErrorBody, ErrorDetail
+
+__all__ = ["ErrorBody", "ErrorDetail", "describe", "error_body", "error_responses", "install"]
 
 log = structlog.get_logger(__name__)
 
 UNAVAILABLE = "the submission store or the queue is unavailable; retry shortly"
+UNAVAILABLE_RETRY_AFTER = 2
+"""Seconds a 503 asks a client to wait: Redis restarting (AOF replay) takes about that."""
 INTERNAL = "internal error; it has been logged"
 _HTTP_CODES = {400: "invalid", 404: "not_found", 405: "method_not_allowed"}
-
-
-class ErrorDetail(BaseModel):
-    """What went wrong: a stable ``code`` to branch on and a message for people."""
-
-    code: str
-    message: str
-    problems: list[dict[str, str]] | None = None
-
-
-class ErrorBody(BaseModel):
-    """The body of every error answer."""
-
-    error: ErrorDetail
 
 
 _MEANINGS = {
@@ -59,8 +49,9 @@ _MEANINGS = {
     401: "Missing or unknown API key",
     403: "The key's role does not allow this",
     404: "No such challenge or submission",
-    409: "The request contradicts what is stored (conflict), or the learner has no attempt "
-    "left at this challenge (attempts_exhausted)",
+    409: "The request contradicts what is stored (conflict), the learner has no attempt left "
+    "at this challenge (attempts_exhausted), or there is no result in that format yet "
+    "(not_finished, not_graded)",
     415: "The body is not of a media type this operation reads",
     413: "The body, the code or the batch is too large",
     422: "The request does not match the schema (see problems), or an unsafe callback URL",
@@ -69,9 +60,22 @@ _MEANINGS = {
 }
 
 
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again",
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI entries of these error statuses: every one answers an ``ErrorBody``."""
-    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
+    entries: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entries[status] = {"model": ErrorBody, "description": _MEANINGS[status]}
+        if status in (429, 503):
+            entries[status]["headers"] = _RETRY_AFTER
+    return entries
 
 
 def error_body(
@@ -136,6 +140,8 @@ def install(app: FastAPI) -> None:
         headers: dict[str, str] = {}
         if isinstance(exc, RateLimited):
             headers["Retry-After"] = str(exc.retry_after)
+        if status == 503:
+            headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
         if isinstance(exc, AuthError) and not isinstance(exc, Forbidden):
             headers["WWW-Authenticate"] = "Bearer"
         extra = {}

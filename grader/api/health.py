@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from ..adapters.cluster import LATENCY_BUCKETS
 from ..adapters.queue import queue_for
 from ..constants import QUEUE_WEBHOOKS
+from .models import Health, Readiness
 from .state import ApiState, api_state
 from .tracing import HttpMetrics
 
@@ -26,12 +27,20 @@ SWEEP_COUNTERS = {
 }
 
 
-@router.get("/healthz", summary="The API process is up")
+@router.get(
+    "/healthz", summary="The API process is up", response_model=Health, operation_id="getHealth"
+)
 async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", summary="Redis, workers and their Docker engines are reachable")
+@router.get(
+    "/readyz",
+    summary="Redis, workers and their Docker engines are reachable",
+    response_model=Readiness,
+    operation_id="getReadiness",
+    responses={503: {"model": Readiness, "description": "Not ready: see checks"}},
+)
 async def readyz(request: Request) -> JSONResponse:
     state = api_state(request)
     redis_ok = await run_in_threadpool(state.store.ping)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 
 from ..adapters.store import SubmissionStore
 from ..domain.submission import Role
@@ -54,7 +53,8 @@ def has_role(key: ApiKey, role: Role) -> bool:
 
 
 class RateLimiter:
-    """A fixed one-minute window per key; ``cost`` lets a batch count per item."""
+    """A sliding one-minute window per key (the ``limits`` library's moving window, in
+    Redis); ``cost`` lets a batch count per item."""
 
     def __init__(self, store: SubmissionStore, default_per_minute: int) -> None:
         self._store = store
@@ -62,11 +62,8 @@ class RateLimiter:
 
     def hit(self, key: ApiKey, cost: int = 1) -> None:
         limit = key.rate_per_minute or self._default
-        now = time.time()
-        window = int(now // 60)
-        count = self._store.count_in_window(key.id, window, cost)
-        if count > limit:
-            retry_after = max(1, int((window + 1) * 60 - now) + 1)
+        retry_after = self._store.take_rate(key.id, limit, cost)
+        if retry_after is not None:
             raise RateLimited(
                 f"key {key.id!r} is over its limit of {limit} per minute", retry_after
             )

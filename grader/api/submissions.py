@@ -32,7 +32,8 @@ from ..errors import (
     UnsafeCallback,
 )
 from ..settings import ApiKey
-from .errors import ErrorBody, describe, error_body, error_responses
+from .errors import describe, error_body, error_responses
+from .models import BatchAnswer, PublicSubmission
 from .security import has_role
 from .state import ApiState, api_state, current_key
 from .tracing import current_request_id
@@ -43,6 +44,7 @@ router = APIRouter(
     responses=error_responses(400, 401, 404, 413, 422, 429, 503),
 )
 _ADMISSION = error_responses(409)
+_LOCATION = {"Location": {"description": "The submission's URL", "schema": {"type": "string"}}}
 FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
@@ -202,8 +204,14 @@ def _item_answer(index: int, result: Submission | GraderError, full: bool) -> di
     "/submissions",
     status_code=202,
     summary="Submit code or a choice",
+    response_model=PublicSubmission,
     responses={
-        200: {"description": "An Idempotency-Key replay, or a verdict awaited with wait"},
+        200: {
+            "model": PublicSubmission,
+            "description": "An Idempotency-Key replay, or a verdict awaited with wait",
+            "headers": _LOCATION,
+        },
+        202: {"description": "Queued (or still running after wait)", "headers": _LOCATION},
         **_ADMISSION,
     },
 )
@@ -248,7 +256,12 @@ async def create_submission(
     )
 
 
-@router.post("/submissions/batch", status_code=202, summary="Submit up to 50 at once")
+@router.post(
+    "/submissions/batch",
+    status_code=202,
+    summary="Submit up to 50 at once",
+    response_model=BatchAnswer,
+)
 async def create_batch(
     request: Request, body: BatchRequest, key: Annotated[ApiKey, Depends(current_key)]
 ) -> JSONResponse:
@@ -274,12 +287,10 @@ _FORMAT_HELP = (
 @router.get(
     "/submissions/{submission_id}",
     summary="Status and result (long-poll with ?wait=, other formats with ?format=)",
+    response_model=PublicSubmission | dict[str, Any],
     responses={
-        409: {
-            "model": ErrorBody,
-            "description": "No result in that format: the submission is not finished "
-            "(not_finished), or the format cannot express our failure (not_graded)",
-        }
+        200: {"description": "The submission; with format other than grader, that document"},
+        **error_responses(409),
     },
 )
 async def get_submission(

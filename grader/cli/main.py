@@ -12,6 +12,7 @@ from .challenges import challenges_app
 from .deploy import deploy_app
 from .images import images_app
 from .keys import keys_app
+from .remote import result, run, submit
 
 app = typer.Typer(
     name="grader",
@@ -50,3 +51,6 @@ app.add_typer(images_app, name="images")
 app.add_typer(challenges_app, name="challenges")
 app.add_typer(keys_app, name="keys")
 app.add_typer(deploy_app, name="deploy")
+app.command("submit")(submit)
+app.command("run")(run)
+app.command("result")(result)

@@ -85,16 +85,15 @@ def test_learner_failures_are_never_retried(
 def test_infrastructure_failures_back_off_then_end_in_sandbox_error(
     store: SubmissionStore, redis_server: RedisServer
 ) -> None:
-    """Each infrastructure failure asks for a retry with a doubling countdown; the last ends
-    the submission failed with sandbox_error, never blamed on the learner."""
+    """Each infrastructure failure asks for a retry (Celery's backoff times it); the last
+    ends the submission failed with sandbox_error, never blamed on the learner."""
     sandbox = FakeSandbox(failing_infrastructure)
     current = runtime_with(store, sandbox, redis_server.url)
     current.settings.queue.max_retries = 3
     current.settings.queue.retry_backoff_max_seconds = 3
     submission_id = submitted(store)
     retries = [grade_submission(current, submission_id, retries=n) for n in range(3)]
-    assert [r.countdown for r in retries if isinstance(r, Retry)] == [1, 2, 3]
-    assert all(isinstance(r.error, HarnessProtocolError) for r in retries if r is not None)
+    assert [type(r.error) for r in retries if isinstance(r, Retry)] == [HarnessProtocolError] * 3
     running = store.get(submission_id)
     assert running is not None and running.status is SubmissionStatus.RUNNING
     assert grade_submission(current, submission_id, retries=3) is None
@@ -306,11 +305,9 @@ def test_a_result_that_cannot_be_stored_in_time_has_the_task_retried(
     retry = grade_submission(current, submission_id, retries=0)
     assert isinstance(retry, Retry) and isinstance(retry.error, StoreError)
     assert str(retry.error).startswith(f"cannot record the result of {submission_id}")
-    assert retry.countdown == 1
     not_started = grade_submission(current, submission_id, retries=1)
     assert isinstance(not_started, Retry) and isinstance(not_started.error, StoreError)
     assert str(not_started.error).startswith(f"cannot update submission {submission_id}")
-    assert not_started.countdown == 2
     own_redis.start()
     stored = store.get(submission_id)
     assert stored is not None

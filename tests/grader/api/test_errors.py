@@ -92,13 +92,15 @@ def redis_nowhere() -> Iterator[FastAPI]:
 async def test_redis_down_is_a_quick_503_that_names_no_host(
     redis_nowhere: FastAPI, method: str, path: str, body: object
 ) -> None:
-    """Without Redis each request answers 503 at once, naming neither host nor port."""
+    """Without Redis each request answers 503 at once, naming neither host nor port, and
+    asks the client to retry after 2 s."""
     async with client_for(redis_nowhere) as client:
         started = time.monotonic()
         response = await client.request(method, path, headers=SUBMITTER, json=body)
         elapsed = time.monotonic() - started
     assert response.status_code == 503
     assert response.json() == DOWN
+    assert response.headers["Retry-After"] == "2"
     assert elapsed < 3  # the point: not seconds of connect timeout per request
 
 
