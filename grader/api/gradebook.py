@@ -177,7 +177,15 @@ async def list_submissions(
     "/gradebook/export",
     summary="Export the gradebook as CSV or JSON Lines",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}, "application/x-ndjson": {}}}},
+    responses={
+        200: {
+            "description": "Every row of the query, as CSV (with a header) or JSON Lines",
+            "content": {
+                "text/csv": {"schema": {"type": "string"}},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
 )
 async def export_gradebook(
     request: Request,

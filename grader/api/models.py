@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..domain.challenge import Difficulty, Kind, Option
 from ..domain.observation import RunMode
-from ..domain.submission import MetadataValue, SubmissionStatus
+from ..domain.sets import EarnedBadge
+from ..domain.submission import MetadataValue, RegradeResult, SubmissionStatus
 from ..domain.verdict import Verdict
 
 
@@ -43,12 +44,25 @@ class ResultEnvironment(BaseModel):
     packages: dict[str, str] = Field(default_factory=dict)
 
 
+class Feedback(BaseModel):
+    """What the quiz's rules let the submitter see now (docs/api.md, "Learners and quizzes")."""
+
+    hint: str | None = Field(default=None, description="After a wrong attempt")
+    explanation: str | None = Field(default=None, description="After a pass or the last attempt")
+    answer: str | None = Field(default=None, description="After a pass or the last attempt")
+
+
 class PublicResult(Verdict):
     """A verdict as the API shows it: with the raw observation and the environment block."""
 
     model_config = ConfigDict(frozen=True, extra="allow")
 
     environment: ResultEnvironment
+    attempts_used: int | None = None
+    attempts_left: int | None = None
+    late: bool = False
+    deadline: datetime | None = None
+    feedback: Feedback = Field(default_factory=Feedback)
 
 
 class PublicSubmission(BaseModel):
@@ -71,6 +85,21 @@ class PublicSubmission(BaseModel):
     attempts: int = 0
     error: str | None = Field(default=None, description="Why we could not grade it (failed)")
     code_bytes: int | None = None
+    revision: str | None = Field(
+        default=None, description="The challenge's revision it was admitted to and graded with"
+    )
+    regrades: list[RegradeResult] = Field(
+        default_factory=list, description="Verdicts of later regrades, beside the original"
+    )
+    attempts_used: int | None = Field(
+        default=None, description="This answer's attempt (null without a learner_id)"
+    )
+    attempts_left: int | None = Field(default=None, description="After this one; null: no limit")
+    late: bool = Field(default=False, description="Answered after the learner's deadline")
+    deadline: datetime | None = None
+    badge: EarnedBadge | None = Field(
+        default=None, description="The set's badge, when this answer earned it"
+    )
     result: PublicResult | None = Field(
         default=None, description="The verdict, once the submission is done or failed"
     )
