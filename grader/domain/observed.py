@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from .challenge import Expectation
-from .compare import unified_diff
 from .observation import Observation, RunStatus, StateStatus, TestOutcome, format_summary
+from .text import unified_diff
 from .verdict import Verdict
 
 MAX_LINES = 40

@@ -79,6 +79,11 @@ class SubmissionRequest(BaseModel):
         description="'<set>/<id>', as listed by GET /v1/challenges"
     )
     code: Text | None = Field(default=None, description="Python source to run")
+    files: dict[Annotated[str, _UNICODE], Text] | None = Field(
+        default=None,
+        description="Several files by relative path, where the challenge takes them "
+        "(its 'files' policy names the entry and the allowed paths)",
+    )
     choice: Annotated[str, StringConstraints(pattern=r"^[A-Z]$")] | None = Field(
         default=None, description="An option label, for multiple-choice answers"
     )
@@ -92,8 +97,8 @@ class SubmissionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _code_xor_choice(self) -> SubmissionRequest:
-        if (self.code is None) == (self.choice is None):
-            raise ValueError("send exactly one of 'code' or 'choice'")
+        if sum(x is not None for x in (self.code, self.choice, self.files)) != 1:
+            raise ValueError("send exactly one of 'code', 'files' or 'choice'")
         return self
 
 
@@ -111,6 +116,7 @@ class Submission(BaseModel):
     challenge_id: str
     environment: str | None = None
     code: str | None = None
+    files: dict[str, str] | None = None
     choice: str | None = None
     learner_id: str | None = None
     callback_url: str | None = None
@@ -127,8 +133,12 @@ class Submission(BaseModel):
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns (the code is echoed back only by length)."""
-        body = self.model_dump(mode="json", exclude={"code", "key_id", "environment_packages"})
+        body = self.model_dump(
+            mode="json", exclude={"code", "files", "key_id", "environment_packages"}
+        )
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
+        if self.files is not None:
+            body["files"] = {path: len(text.encode()) for path, text in self.files.items()}
         verdict = body.pop("verdict")
         body["result"] = None
         if verdict is not None:

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .challenge import Challenge, Expectation, Kind, Option, OutputExpectation, summary_lines
-from .compare import compare, failing_exception, json_equal, output_matches, parse_literal
+from .challenge import Challenge, Expectation, Kind, Option, OutputExpectation
+from .compare import compare, failing_exception, output_matches
 from .grading import request_for
 from .observation import (
     Limits,
@@ -32,10 +32,12 @@ from .observation import (
     TestOutcome,
     format_summary,
     parse_summary,
+    summary_lines,
 )
 from .observed import describe, failure_detail
 from .outcomes import observed_summary
 from .sandbox import Sandbox
+from .text import json_equal, parse_literal
 
 Runner = Callable[[str, RunRequest], list[Observation]]
 DEFAULT_RUNS = 3

@@ -29,6 +29,7 @@ from pydantic import (
 from ..constants import HARNESS_COMMAND, HARNESS_MAX_SUBMISSION_BYTES, HARNESS_PROTOCOL_VERSION
 from ..domain import (
     CapturedStream,
+    CaseRun,
     ChildReportStatus,
     CollectionError,
     EnvironmentRef,
@@ -42,7 +43,7 @@ from ..domain import (
     SyntaxErrorInfo,
     TestResult,
 )
-from ..domain.observation import WarningInfo
+from ..domain.observation import MAX_CASES, WarningInfo
 from ..errors import HarnessProtocolError, LimitsError
 
 _MAX_TESTS = 500
@@ -86,6 +87,8 @@ class HarnessSubmission(_Strict):
     state: list[str]
     limits: HarnessLimits
     modules: list[str] = Field(default_factory=list)
+    stdin: str = ""
+    cases: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
@@ -109,6 +112,8 @@ class HarnessSubmission(_Strict):
             state=[] if learner is not None else list(request.state),
             limits=_limits(limits, JUDGE_MARGIN_SECONDS if learner is not None else 0.0),
             modules=list(learner.modules) if learner is not None else [],
+            stdin=request.stdin if learner is None else "",
+            cases=list(request.cases),
         )
 
     @classmethod
@@ -224,6 +229,54 @@ class ChildReport(_Strict):
         return self
 
 
+class WireCase(_Strict):
+    """One stdin case, as the supervisor observed its child (``grader_harness.cases``)."""
+
+    ran: bool
+    wall_limit: float = Field(ge=0)
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    output_limit_exceeded: bool = False
+    oom_killed: bool = False
+    wall_seconds: float | None = None
+    cpu_seconds: float | None = None
+    stdout: WireStream | None = None
+    stderr: WireStream | None = None
+    child_report: WireChildEnvelope | None = None
+
+    def run(self) -> CaseRun:
+        """The case as observed: its status from the supervisor's flags, never its own claims."""
+        if not self.ran:
+            return CaseRun(
+                ran=False, status=RunStatus.TIME_LIMIT_EXCEEDED, wall_limit=self.wall_limit
+            )
+        timed_out = self.timed_out or _over_time(self.wall_seconds, self.wall_limit)
+        if self.oom_killed:
+            status = RunStatus.MEMORY_LIMIT_EXCEEDED
+        elif timed_out:
+            status = RunStatus.TIME_LIMIT_EXCEEDED
+        elif self.output_limit_exceeded:
+            status = RunStatus.OUTPUT_LIMIT_EXCEEDED
+        else:
+            status = RunStatus.COMPLETED
+        child, _, _ = _child(self.child_report, (), "script")
+        return CaseRun(
+            status=status,
+            stdout=self.stdout.captured() if self.stdout else CapturedStream(),
+            stderr=self.stderr.captured() if self.stderr else CapturedStream(),
+            exit_code=self.exit_code,
+            signal=self.signal,
+            exception=child.exception if child else None,
+            wall_seconds=self.wall_seconds,
+            wall_limit=self.wall_limit,
+            cpu_seconds=self.cpu_seconds,
+            timed_out=timed_out,
+            oom_killed=self.oom_killed,
+            output_limit_exceeded=self.output_limit_exceeded,
+        )
+
+
 class FinalReport(_Strict):
     """The supervisor's one report line."""
 
@@ -245,6 +298,7 @@ class FinalReport(_Strict):
     child_report: WireChildEnvelope | None = None
     memory: WireMemory | None = None
     relay: WireRelay | None = None
+    cases: list[WireCase] | None = Field(default=None, max_length=MAX_CASES)
     harness_seconds: float
 
 
@@ -324,7 +378,9 @@ def to_observation(
             **base,
         )
     memory = report.memory or WireMemory()
-    oom = oom_killed or bool(memory.oom_kills)
+    cases = tuple(case.run() for case in report.cases or ())
+    # A case's OOM kill is that case's; the container's counter speaks for a plain run only.
+    oom = oom_killed or (bool(memory.oom_kills) and report.cases is None)
     child, child_status, child_error = _child(
         report.child_report, requested_state, child_mode or mode.value
     )
@@ -359,5 +415,6 @@ def to_observation(
         peak_memory_bytes=peak,
         timed_out=report.timed_out or _over_time(report.wall_seconds, wall_limit),
         output_limit_exceeded=report.output_limit_exceeded,
+        cases=cases,
         **{**base, "oom_killed": oom},
     )
