@@ -33,8 +33,8 @@ from .protocol import (
     ReadyEvent,
     harness_argv,
     parse_line,
-    to_observation,
 )
+from .report import to_observation
 from .seccomp import seccomp_policy
 from .stream import AttachStream
 
