@@ -21,6 +21,7 @@ from grader.adapters.webhooks import deliver
 from grader.constants import TASK_DELIVER_WEBHOOK, TASK_RUN_SUBMISSION
 from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
+from grader.domain.runs import execute, run_record
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import GraderError, LimitsError, SandboxError, StoreError, UnsafeCallback
@@ -136,15 +137,19 @@ def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | 
     """The outcome of grading one submission, or a ``Retry`` when our side failed."""
     bound = log.bind(submission_id=submission.id)
     challenge = current.challenges.get(submission.challenge_id)
-    if challenge is None:
+    if challenge is None and submission.run is None:
         reason = f"unknown challenge {submission.challenge_id!r}"
         return Outcome(Verdict(status=VerdictStatus.REJECTED, reason=reason))
     settings = current.settings
+    sandbox = settings.sandbox
     try:
-        limits = resolve_limits(
-            settings.sandbox.defaults, settings.sandbox.maxima, challenge.limits
-        )
-        verdict = grade(submission, challenge, current.sandbox, limits)
+        if submission.run is not None:  # a raw run: its observation is the result
+            limits = resolve_limits(sandbox.defaults, sandbox.maxima, submission.run.limits)
+            environment = submission.environment or ""
+            verdict = execute(submission.run, environment, current.sandbox, limits)
+        elif challenge is not None:
+            limits = resolve_limits(sandbox.defaults, sandbox.maxima, challenge.limits)
+            verdict = grade(submission, challenge, current.sandbox, limits)
         observation = verdict.observation
         packages = {}
         if observation is not None:
@@ -205,7 +210,8 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     if key is None or key.webhook_secret is None:
         bound.warning("webhook_without_secret", key_id=submission.key_id)
         return
-    body = json.dumps(submission.public(), separators=(",", ":")).encode()
+    document = run_record(submission) if submission.run is not None else submission.public()
+    body = json.dumps(document, separators=(",", ":")).encode()
     try:  # resolves once, checks every address, connects to a checked one
         status = deliver(
             submission.callback_url,

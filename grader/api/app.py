@@ -16,7 +16,7 @@ from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
 from ..domain.loader import load_challenges
 from ..settings import Settings, get_settings
-from . import catalog, errors, health, submissions
+from . import catalog, errors, health, runs, submissions
 from .errors import error_body
 from .security import KeyRing, RateLimiter
 from .state import ApiState
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.api.max_body_bytes)
     app.include_router(submissions.router)
+    app.include_router(runs.router)
     app.include_router(catalog.router)
     app.include_router(health.router)
     return app

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from .observation import RunMode, RunRequest
 from .verdict import Verdict
 
 
@@ -63,6 +64,7 @@ def _scalar(value: object) -> str | int | float | bool | None:
 
 _UNICODE = BeforeValidator(_unicode)
 """Last in an ``Annotated``, so it runs before the string's own checks (one message)."""
+Unicode = _UNICODE
 Text = Annotated[str, _UNICODE]
 """A string that can be stored and answered as UTF-8."""
 Scalar = str | int | float | bool | None
@@ -102,6 +104,21 @@ class SubmissionRequest(BaseModel):
         return self
 
 
+class RawRun(BaseModel):
+    """What a raw run (``POST /v1/runs``, no challenge) executes, as stored with its record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    files: dict[str, str] = Field(min_length=1)
+    entry: str
+    mode: RunMode = RunMode.SCRIPT
+    stdin: str = ""
+    limits: dict[str, float] = Field(default_factory=dict)
+
+    def request(self) -> RunRequest:
+        return RunRequest(mode=self.mode, files=self.files, entry=self.entry, stdin=self.stdin)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -130,11 +147,13 @@ class Submission(BaseModel):
     verdict: Verdict | None = None
     environment_packages: dict[str, str] = Field(default_factory=dict)
     error: str | None = None
+    run: RawRun | None = None
+    """Set for a raw run: no challenge, the observation is the result (``domain/runs.py``)."""
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns (the code is echoed back only by length)."""
         body = self.model_dump(
-            mode="json", exclude={"code", "files", "key_id", "environment_packages"}
+            mode="json", exclude={"code", "files", "key_id", "environment_packages", "run"}
         )
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
         if self.files is not None:
