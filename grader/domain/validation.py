@@ -164,6 +164,11 @@ def outcome_of(obs: Observation) -> dict[str, Any]:
         {"nodeid": t.nodeid, "outcome": t.outcome.value, "when": t.when, "message": t.message}
         for t in obs.tests
     ]
+    if obs.cases:  # each stdin case: what a case's verdict is decided on
+        fields["cases"] = [
+            {"status": c.status.value, "stdout": c.stdout.text, "exit_code": c.exit_code}
+            for c in obs.cases
+        ]
     masked: dict[str, Any] = _masked(fields)
     return masked
 
