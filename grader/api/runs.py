@@ -33,7 +33,7 @@ from .state import ApiState, api_state, current_key
 router = APIRouter(
     prefix="/v1",
     tags=["runs"],
-    responses=error_responses(401, 403, 404, 413, 422, 429, 503),
+    responses=error_responses(400, 401, 403, 404, 413, 422, 429, 503),
 )
 FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 

@@ -60,7 +60,10 @@ async def test_partial_credit_counts_the_points_of_the_cases_that_passed(
     api: httpx.AsyncClient, worker_process: WorkerProcess
 ) -> None:
     """A solution wrong on the empty input earns the other cases' points (3 of 5)."""
-    code = "import sys\ntext = sys.stdin.read()\nprint(len(text.splitlines()) or 1, len(text.split()))\n"
+    code = (
+        "import sys\ntext = sys.stdin.read()\n"
+        "print(len(text.splitlines()) or 1, len(text.split()))\n"
+    )
     result = await graded(api, {"challenge_id": "io-basics/q2-word-count", "code": code})
     assert result["status"] == "failed"
     assert (result["points"], result["max_points"], result["score"]) == (3.0, 5.0, 0.6)
