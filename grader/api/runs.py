@@ -44,12 +44,7 @@ def may_run(key: ApiKey) -> bool:
 
 
 def _admit(state: ApiState, key: ApiKey, body: RunCreate) -> None:
-    """Every check of a raw run before anything is stored (403, 404, 413, 422)."""
-    if not may_run(key):
-        raise Forbidden(
-            f"key {key.id!r} may not run code without a challenge: that needs the instructor "
-            "role or 'runs: true' on the key"
-        )
+    """Every check of a raw run's body before anything is stored (404, 413, 422)."""
     api = state.settings.api
     if body.environment not in state.environments:
         known = ", ".join(sorted(state.environments))
@@ -68,7 +63,15 @@ def _admit(state: ApiState, key: ApiKey, body: RunCreate) -> None:
 def _accept(
     state: ApiState, key: ApiKey, body: RunCreate, idempotency_key: str | None, run_id: str
 ) -> tuple[Submission, bool]:
-    """Count, check, store and queue one raw run (blocking: runs in the thread pool)."""
+    """Check, count, store and queue one raw run (blocking: runs in the thread pool).
+
+    A key that may not run is refused before it is counted.
+    """
+    if not may_run(key):
+        raise Forbidden(
+            f"key {key.id!r} may not run code without a challenge: that needs the instructor "
+            "role or 'runs: true' on the key"
+        )
     state.limiter.hit(key)
     _admit(state, key, body)
     record = Submission(
