@@ -56,7 +56,8 @@ def test_cant_leave_a_process_behind_for_the_next_case(run: Runner) -> None:
         "    print('planted')\n"
         "else:\n"
         "    time.sleep(0.3)\n"
-        "    print(open('/sandbox/planted').read() if os.path.exists('/sandbox/planted') else 'none')\n"
+        "    planted = os.path.exists('/sandbox/planted')\n"
+        "    print(open('/sandbox/planted').read() if planted else 'none')\n"
     )
     obs = run.sandbox.run(OLD_ENV, cases(code, "plant\n", "look\n"), Limits())
     assert [c.stdout.text for c in obs.cases] == ["planted\n", "none\n"]
