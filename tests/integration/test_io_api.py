@@ -187,3 +187,30 @@ async def test_submitters_never_see_an_io_challenges_reference_code(
     answerable = {c["id"]: c["answerable_by"] for c in body["challenges"]}
     assert answerable["io-basics/q4-statistics-several-files"] == ["code", "files"]
     assert answerable["io-basics/q1-sum-of-two"] == ["code"]
+
+
+async def test_each_case_is_a_test_in_a_platforms_format(
+    api: httpx.AsyncClient, worker_process: WorkerProcess
+) -> None:
+    """Exercism v3 lists one test per case: pass for the right ones, fail for the wrong one."""
+    code = "a, b = map(int, input().split())\nprint(a + b if a > 0 else 0)\n"
+    created = await api.post(
+        "/v1/submissions",
+        json={"challenge_id": "io-basics/q1-sum-of-two", "code": code},
+        params={"wait": 30},
+        headers=AUTH,
+    )
+    submission_id = created.json()["id"]
+    exported = await api.get(
+        f"/v1/submissions/{submission_id}",
+        params={"wait": 30, "format": "exercism-v3"},
+        headers=AUTH,
+    )
+    document = exported.json()
+    assert document["status"] == "fail"
+    assert [(t["name"], t["status"]) for t in document["tests"]] == [
+        ("small", "pass"),
+        ("negative", "fail"),
+        ("large", "pass"),
+    ]
+    assert document["tests"][1]["output"] == "0\n"

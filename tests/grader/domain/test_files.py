@@ -69,3 +69,28 @@ def test_files_runs_the_policys_entry_with_every_file() -> None:
         "s/out takes one file: send 'code', not 'files'"
     )
     assert refusal(item, code=False, choice=False, files=True) is None
+
+
+def test_a_tests_challenges_files_go_to_the_learners_side_only() -> None:
+    """Hidden tests stay in the judge's files; every learner file goes to the learner's."""
+    item = Challenge.model_validate(
+        {
+            **CHALLENGE,
+            "kind": "tests",
+            "mode": "pytest",
+            "files": {"entry": "cart.py", "allowed": ["*.py"]},
+            "expectation": {
+                "tests": {
+                    "solution_file": "cart.py",
+                    "files": {"test_cart.py": "from cart import total\ndef test_t(): pass\n"},
+                }
+            },
+        }
+    )
+    files = {"cart.py": "from prices import P\n", "prices.py": "P = 1\n"}
+    assert entry_file(item, item.expectation) == "cart.py"
+    request = request_for(item, "", item.expectation, files=files)
+    assert request.learner is not None
+    assert request.learner.files == files
+    assert request.learner.modules == ("cart",)
+    assert set(request.files) == {"test_cart.py"}
