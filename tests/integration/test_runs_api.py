@@ -83,19 +83,20 @@ async def test_without_stdin_a_read_sees_end_of_file(
 async def test_a_pytest_run_reports_its_tests(
     api: httpx.AsyncClient, worker_process: WorkerProcess
 ) -> None:
-    """mode pytest: the entry is the test file; the observation carries each test's outcome."""
+    """mode pytest: the entry is the test file, its tests read stdin; each outcome is reported."""
     record = await run_and_wait(
         api,
         {
             "environment": OLD_ENV,
             "files": {
                 "test_calc.py": "from calc import add\n\n"
-                "def test_add():\n    assert add(2, 2) == 4\n\n"
+                "def test_add():\n    assert add(*map(int, input().split())) == 4\n\n"
                 "def test_wrong():\n    assert add(2, 2) == 5\n",
                 "calc.py": "def add(a, b):\n    return a + b\n",
             },
             "entry": "test_calc.py",
             "mode": "pytest",
+            "stdin": "2 2\n",
         },
     )
     outcomes = {t["nodeid"]: t["outcome"] for t in record["observation"]["tests"]}
