@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -12,7 +14,8 @@ from grader.domain.runs import RUN_CHALLENGE_ID, run_record
 from grader.domain.submission import RawRun, Submission, SubmissionStatus
 from grader.sandbox.testing import FakeSandbox, completed
 from grader.testing import RedisServer
-from tests.worker.support import ENV, failing_infrastructure, runtime_with
+from tests.worker.support import ENV, failing_infrastructure, queued_ids, runtime_with
+from worker.sweeper import sweep
 from worker.tasks import Retry, grade_submission
 
 RUN = RawRun(
@@ -95,3 +98,25 @@ def test_our_failures_are_retried_then_end_failed(
     stored = store.get(run_id)
     assert stored is not None and stored.status is SubmissionStatus.FAILED
     assert run_record(stored)["error"] == "no report from the harness"
+
+
+def test_a_raw_run_never_sent_is_sent_by_a_sweep_and_then_run(tmp_path: Path) -> None:
+    """Durable like a submission: the outbox's sweep sends it to its environment's queue.
+
+    On a Redis of its own: a sweep acts on everything a Redis holds.
+    """
+    server = RedisServer(tmp_path)
+    server.start()
+    own = SubmissionStore.from_url(server.url, 600)
+    try:
+        run_id = queued_run(own)
+        current = runtime_with(own, FakeSandbox(lambda env, _: completed(env)), server.url)
+        later = time.time() + current.settings.queue.unsent_after_seconds + 1
+        assert sweep(current, later).sent == [run_id]
+        assert queued_ids(own.client) == [run_id]
+        assert grade_submission(current, run_id, retries=0) is None
+        stored = own.get(run_id)
+        assert stored is not None and stored.status is SubmissionStatus.DONE
+    finally:
+        own.close()
+        server.stop(graceful=False)
