@@ -12,12 +12,12 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-__all__ = ["RUN_CHALLENGE_ID", "RawRun", "RunCreate", "RunRecord", "execute", "run_record"]
-
 from .observation import Limits, Observation, RunMode, RunStatus
 from .sandbox import Sandbox
 from .submission import MetadataValue, RawRun, Submission, Text, Unicode
 from .verdict import RUN_LEVEL, Verdict, VerdictStatus
+
+__all__ = ["RUN_CHALLENGE_ID", "RawRun", "RunCreate", "RunRecord", "execute", "run_record"]
 
 RUN_CHALLENGE_ID = "-/run"
 """The challenge id of a raw run's record: no challenge has it (ids are ``<set>/<id>`` slugs)."""
