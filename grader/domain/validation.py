@@ -318,6 +318,9 @@ def summarize(obs: Observation) -> str:
         errors = [t for t in obs.tests if t.outcome is TestOutcome.ERROR]
         others += [f"{len(errors)} error at {errors[0].when}"] if errors else []
         parts.append(", ".join([f"{passed}/{len(obs.tests)} passed", *others]))
+    if obs.cases:  # each stdin case: the first line it printed, or else its status
+        shown = [c.stdout.text.strip().partition("\n")[0][:20] or c.status for c in obs.cases]
+        parts.append(f"{len(obs.cases)} cases: {' | '.join(shown)}")
     for error in obs.collection_errors[:1]:
         exc_info = error.exception
         about = f"{exc_info.type}: {exc_info.message}" if exc_info else error.message[-60:]

@@ -14,6 +14,7 @@ from grader.domain.compare import compare
 from grader.domain.grading import request_for
 from grader.domain.io import IoCase, IoExpectation
 from grader.domain.observation import ExceptionInfo
+from grader.domain.validation import first_difference, summarize
 from grader.domain.verdict import VerdictStatus
 from grader.sandbox.protocol import HarnessSubmission
 from grader.sandbox.testing import completed
@@ -174,3 +175,14 @@ def test_case_rules() -> None:
         IoCase(stdout="", points=0)
     with pytest.raises(ValidationError, match="at least 1 item"):
         IoExpectation(cases=())
+
+
+def test_tables_and_flakiness_see_each_case() -> None:
+    """matrix shows each case's first line (or status); validate compares cases between runs."""
+    timed_out = CaseRun(status=RunStatus.TIME_LIMIT_EXCEEDED, timed_out=True)
+    obs = completed("env", cases=(case("5\nmore\n"), timed_out))
+    assert summarize(obs) == "2 cases: 5 | time_limit_exceeded"
+    other = completed("env", cases=(case("6\n"), timed_out))
+    assert first_difference([obs, obs]) is None
+    difference = first_difference([obs, other])
+    assert difference is not None and difference.startswith("run 1 and run 2 of 2 differ in cases")
