@@ -87,6 +87,11 @@ class ApiKey(BaseModel):
     role: Role = Role.SUBMITTER
     webhook_secret: SecretStr | None = None
     rate_per_minute: int | None = Field(default=None, ge=1)
+    runs: bool = Field(
+        default=False,
+        description="May run code without a challenge (POST /v1/runs); instructor and admin "
+        "keys always may",
+    )
 
 
 class RedisSettings(BaseModel):
@@ -128,6 +133,10 @@ class ApiSettings(BaseModel):
     challenges_root: Path = Field(default=_REPO_ROOT / "challenges")
     max_body_bytes: int = Field(default=512 * 1024, ge=1024)
     max_code_bytes: int = Field(default=64 * 1024, ge=256)
+    max_files: int = Field(
+        default=20, ge=1, le=100, description="Files in one raw run or one files submission"
+    )
+    max_stdin_bytes: int = Field(default=64 * 1024, ge=0, description="A raw run's stdin")
     max_batch: int = Field(default=50, ge=1)
     max_wait_seconds: float = Field(default=30.0, ge=0)
     retention_seconds: int = Field(default=7 * 24 * 3600, ge=60)

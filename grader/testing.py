@@ -37,6 +37,7 @@ KEYS = [
         "role": "submitter",
         "webhook_secret": WEBHOOK_SECRET,
         "rate_per_minute": 1000,
+        "runs": True,
     },
     {"id": "other", "sha256": hash_key(OTHER_KEY), "role": "submitter", "rate_per_minute": 3},
     {"id": "teacher", "sha256": hash_key(INSTRUCTOR_KEY), "role": "instructor"},

@@ -23,6 +23,7 @@ from grader.constants import TASK_DELIVER_WEBHOOK, TASK_RUN_SUBMISSION
 from grader.domain.bank import revision_of
 from grader.domain.grading import grade
 from grader.domain.limits import resolve_limits
+from grader.domain.runs import execute, run_record
 from grader.domain.submission import Submission, SubmissionStatus
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.errors import (
@@ -178,16 +179,21 @@ def _grade(current: Runtime, submission: Submission, retries: int) -> Outcome | 
         challenge = challenge_for(current.challenges, submission.challenge_id, submission.revision)
     except StoreError as exc:  # the bank is in Redis: our side, retried
         return Retry(exc)
-    if challenge is None:
+    if challenge is None and submission.run is None:
         reason = f"unknown challenge {submission.challenge_id!r}"
         return Outcome(Verdict(status=VerdictStatus.REJECTED, reason=reason))
-    submission.revision = revision_of(challenge)  # stored with the verdict
+    if challenge is not None:
+        submission.revision = revision_of(challenge)  # stored with the verdict
     settings = current.settings
+    sandbox = settings.sandbox
     try:
-        limits = resolve_limits(
-            settings.sandbox.defaults, settings.sandbox.maxima, challenge.limits
-        )
-        verdict = grade(submission, challenge, current.sandbox, limits)
+        if submission.run is not None:  # a raw run: its observation is the result
+            limits = resolve_limits(sandbox.defaults, sandbox.maxima, submission.run.limits)
+            environment = submission.environment or ""
+            verdict = execute(submission.run, environment, current.sandbox, limits)
+        elif challenge is not None:
+            limits = resolve_limits(sandbox.defaults, sandbox.maxima, challenge.limits)
+            verdict = grade(submission, challenge, current.sandbox, limits)
         observation = verdict.observation
         packages = {}
         if observation is not None:
@@ -242,7 +248,8 @@ def deliver_webhook(self: Task, payload: Any) -> None:
     if key is None or key.webhook_secret is None:
         log.warning("webhook_without_secret", key_id=submission.key_id)
         return
-    body = json.dumps(submission.public(), separators=(",", ":")).encode()
+    document = run_record(submission) if submission.run is not None else submission.public()
+    body = json.dumps(document, separators=(",", ":")).encode()
     try:  # resolves once, checks every address, connects to a checked one
         status = deliver(
             submission.callback_url,

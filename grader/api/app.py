@@ -21,7 +21,7 @@ from ..adapters.store import SubmissionStore
 from ..domain.environment import discover
 from ..domain.loader import load_challenges, load_sets
 from ..settings import Settings, get_settings
-from . import bank, catalog, errors, gradebook, health, learners, regrade, submissions
+from . import bank, catalog, errors, gradebook, health, learners, regrade, runs, submissions
 from .errors import error_body
 from .models import PublicSubmission
 from .security import KeyRing, RateLimiter
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(Tracing, metrics=app.state.http_metrics)  # outermost: sees every answer
     app.include_router(submissions.router)
+    app.include_router(runs.router)
     app.include_router(catalog.router)
     app.include_router(learners.router)
     app.include_router(gradebook.router)

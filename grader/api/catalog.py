@@ -24,8 +24,8 @@ _KEY_FIELDS = {"answer", "explanation", "expectation", "environments", "state", 
 def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
     """A challenge as the API shows it; keys and expectations only for instructors."""
     hidden = set(_KEY_FIELDS)
-    if challenge.kind is Kind.TESTS:
-        hidden.add("code")  # a tests challenge's code is the reference solution
+    if challenge.kind in (Kind.TESTS, Kind.IO):
+        hidden.add("code")  # a tests or io challenge's code is the reference solution
     body = challenge.model_dump(mode="json", exclude=None if with_key else hidden)
     body["id"] = challenge.qualified_id
     body["answerable_by"] = (
@@ -34,7 +34,7 @@ def public_challenge(challenge: Challenge, *, with_key: bool) -> dict[str, Any]:
         else ["code", "choice"]
         if challenge.options
         else ["code"]
-    )
+    ) + (["files"] if challenge.files is not None else [])
     return body
 
 

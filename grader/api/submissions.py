@@ -20,7 +20,8 @@ from ..domain.challenge import Challenge
 from ..domain.compare import grade_choice
 from ..domain.exporters import NotExportable, ResultFormat, export
 from ..domain.feedback import Terms, terms_for
-from ..domain.grading import refusal
+from ..domain.files import check_files
+from ..domain.grading import entry_file, refusal
 from ..domain.submission import Role, Submission, SubmissionRequest, SubmissionStatus, now
 from ..errors import (
     AttemptsExhausted,
@@ -59,9 +60,22 @@ def _admit(state: ApiState, key: ApiKey, body: SubmissionRequest) -> Challenge:
         raise NotFound(f"no challenge {body.challenge_id!r}; see GET /v1/challenges")
     if body.code is not None and len(body.code.encode()) > state.settings.api.max_code_bytes:
         raise Rejected(f"code is larger than {state.settings.api.max_code_bytes} bytes", 413)
-    refused = refusal(challenge, code=body.code is not None, choice=body.choice is not None)
+    refused = refusal(
+        challenge,
+        code=body.code is not None,
+        choice=body.choice is not None,
+        files=body.files is not None,
+    )
     if refused is not None:
         raise Rejected(refused)
+    if body.files is not None and challenge.files is not None:
+        check_files(
+            body.files,
+            entry=entry_file(challenge, challenge.expectation),
+            max_files=min(challenge.files.max_files, state.settings.api.max_files),
+            max_bytes=state.settings.api.max_code_bytes,
+            allowed=challenge.files.allowed,
+        )
     if body.callback_url is not None:
         if not key.webhook_secret:
             raise Rejected("this API key has no webhook secret, so it cannot use callback_url")
@@ -89,6 +103,7 @@ def _store_and_queue(
         revision=revision_of(challenge),
         environment=challenge.environment,
         code=body.code,
+        files=body.files,
         choice=body.choice,
         learner_id=body.learner_id,
         callback_url=body.callback_url,
@@ -330,7 +345,9 @@ async def _visible(state: ApiState, key: ApiKey, submission_id: str) -> Submissi
 
 
 def _shown_to(key: ApiKey, submission_id: str, submission: Submission | None) -> Submission:
-    if submission is None or (submission.key_id != key.id and not has_role(key, Role.ADMIN)):
+    if submission is None or submission.run is not None:  # a raw run: GET /v1/runs/{id}
+        raise NotFound(f"no submission {submission_id!r}")
+    if submission.key_id != key.id and not has_role(key, Role.ADMIN):
         raise NotFound(f"no submission {submission_id!r}")
     return submission
 

@@ -12,6 +12,7 @@ from .limits import resolve_limits
 from .loader import load_challenge, load_challenges
 from .observation import (
     CapturedStream,
+    CaseRun,
     ChildReportStatus,
     CollectionError,
     EnvironmentRef,
@@ -35,6 +36,7 @@ from .verdict import TestVerdict, Verdict, VerdictStatus
 
 __all__ = [
     "CapturedStream",
+    "CaseRun",
     "Challenge",
     "ChallengeReport",
     "ChildReportStatus",

@@ -8,6 +8,7 @@ A challenge has a kind that says what is compared:
 - ``state``      named variables after the run, compared as JSON;
 - ``tests``      hidden pytest tests run against the learner's code, with points;
 - ``outcome``    what pytest reports: per-test outcomes, its summary line, a collection error;
+- ``io``         stdin cases, each with its expected stdout and points (``domain/io.py``);
 - ``conceptual`` no code; a choice graded against the key.
 
 Every kind that runs can also expect warnings (``Expectation.warnings``), and an environment's
@@ -32,8 +33,10 @@ from pydantic import (
     model_validator,
 )
 
+from .files import FilesPolicy
 from .hidden import TestsExpectation
-from .observation import RunMode, parse_summary
+from .io import IoExpectation
+from .observation import RunMode, parse_summary, summary_lines
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
@@ -45,6 +48,7 @@ class Kind(StrEnum):
     STATE = "state"
     TESTS = "tests"
     OUTCOME = "outcome"
+    IO = "io"
     CONCEPTUAL = "conceptual"
 
 
@@ -208,6 +212,7 @@ class Expectation(_Model):
     state: StateExpectation | None = None
     tests: TestsExpectation | None = None
     outcome: OutcomeExpectation | None = None
+    io: IoExpectation | None = None
     warnings: tuple[WarningRule, ...] = ()
 
     def kinds(self) -> list[Kind]:
@@ -268,6 +273,8 @@ class Challenge(_Model):
     hint: str = ""
     environment: str = "fastapi-0.115-httpx-0.27"
     limits: dict[str, float] = Field(default_factory=dict)
+    files: FilesPolicy | None = None
+    """Set: a learner may send several files (``files``); their entry and allowed paths."""
     expectation: Expectation | None = None
     environments: dict[str, EnvironmentOverride] = Field(default_factory=dict)
     state: tuple[str, ...] = ()
@@ -344,6 +351,10 @@ class Challenge(_Model):
             raise ProblemAt(
                 f"{where}: only a tests challenge expects tests, in every environment", loc
             )
+        if (kind is Kind.IO) != (self.kind is Kind.IO):
+            raise ProblemAt(f"{where}: only an io challenge expects io cases, everywhere", loc)
+        if kind is Kind.IO and self.mode is not RunMode.SCRIPT:
+            raise ProblemAt(f"{where}: io cases run scripts; remove 'mode: pytest'", ("mode",))
         if kind in (Kind.TESTS, Kind.OUTCOME) and self.mode is not RunMode.PYTEST:
             # A script never reports pytest's outcomes: the challenge could never pass.
             given = "mode: script" if "mode" in self.model_fields_set else "no mode (script)"
@@ -354,7 +365,7 @@ class Challenge(_Model):
                 ("mode",),
                 ("kind",),
             )
-        if expectation.warnings and kind in (Kind.SYNTAX, Kind.TESTS):
+        if expectation.warnings and kind in (Kind.SYNTAX, Kind.TESTS, Kind.IO):
             raise ProblemAt(
                 f"{where}: {kind} expectations cannot expect warnings", (*loc, "warnings")
             )
@@ -387,14 +398,3 @@ class Challenge(_Model):
 
 
 _RUN_KINDS = [kind.value for kind in Kind if kind is not Kind.CONCEPTUAL]
-
-
-def summary_lines(texts: list[str]) -> list[dict[str, int]]:
-    """The texts that are pytest summary lines, as counts."""
-    lines = []
-    for text in texts:
-        try:
-            lines.append(parse_summary(text))
-        except ValueError:
-            continue
-    return lines

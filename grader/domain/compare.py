@@ -9,11 +9,8 @@ another kind than the challenge's.
 
 from __future__ import annotations
 
-import ast
-import difflib
 import json
 import re
-from typing import Any
 
 from ..constants import SANDBOX_WORKDIR
 from .challenge import (
@@ -26,6 +23,7 @@ from .challenge import (
     SyntaxExpectation,
 )
 from .hidden import TestsExpectation
+from .io import io_verdict
 from .observation import (
     ChildReportStatus,
     ExceptionInfo,
@@ -37,6 +35,12 @@ from .observation import (
     TestResult,
 )
 from .outcomes import exception_problem, outcome_verdict, warnings_problem
+from .text import (
+    clip_output,
+    json_equal,
+    text_matches,
+    unified_diff,
+)
 from .verdict import (
     RUN_LEVEL,
     SubtestVerdict,
@@ -46,8 +50,6 @@ from .verdict import (
     failing,
     passing,
 )
-
-_MAX_LITERAL_CHARS = 100_000
 
 
 def grade_choice(challenge: Challenge, choice: str) -> Verdict:
@@ -111,6 +113,8 @@ def _kind_verdict(kind: Kind, expectation: Expectation, obs: Observation) -> Ver
         verdict = _state(expectation.state, obs)
     elif kind is Kind.OUTCOME and expectation.outcome is not None:
         verdict = outcome_verdict(expectation.outcome, obs)
+    elif kind is Kind.IO and expectation.io is not None:
+        verdict = io_verdict(expectation.io, obs)
     else:
         verdict = Verdict(status=VerdictStatus.REJECTED, reason=f"no {kind} expectation to grade")
     return verdict
@@ -119,57 +123,9 @@ def _kind_verdict(kind: Kind, expectation: Expectation, obs: Observation) -> Ver
 # text ---------------------------------------------------------------------------------------
 
 
-def normalize_whitespace(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
-    return "\n".join(lines)
-
-
-def parse_literal(text: str) -> tuple[bool, Any]:
-    """``ast.literal_eval`` with a size cap; never executes anything."""
-    if len(text) > _MAX_LITERAL_CHARS:
-        return False, None
-    try:
-        return True, ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return False, None
-
-
 def output_matches(rule: OutputExpectation, stdout: str) -> bool:
     """Whether ``stdout`` satisfies the output rule (also used to check option texts)."""
-    if rule.match == "exact":
-        return stdout == rule.stdout
-    if rule.match == "normalized":
-        return normalize_whitespace(stdout) == normalize_whitespace(rule.stdout)
-    if rule.match == "regex":
-        return re.fullmatch(rule.stdout, stdout, flags=re.DOTALL) is not None
-    ok_actual, actual = parse_literal(stdout)
-    ok_expected, expected = parse_literal(rule.stdout)
-    return ok_actual and ok_expected and json_equal(actual, expected)
-
-
-def unified_diff(expected: str, actual: str) -> str:
-    lines = difflib.unified_diff(
-        expected.splitlines(keepends=True),
-        actual.splitlines(keepends=True),
-        fromfile="expected",
-        tofile="actual",
-    )
-    return "".join(lines)
-
-
-def json_equal(left: Any, right: Any) -> bool:
-    """Structural equality of plain data where ``True != 1`` and ``1 == 1.0``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
-    if isinstance(left, list | tuple) and isinstance(right, list | tuple):
-        return len(left) == len(right) and all(map(json_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(json_equal(left[k], right[k]) for k in left)
-    if isinstance(left, set | frozenset) and isinstance(right, set | frozenset):
-        return left == right
-    return type(left) is type(right) and left == right
+    return text_matches(rule.match, rule.stdout, stdout)
 
 
 # kinds --------------------------------------------------------------------------------------
@@ -243,18 +199,6 @@ def _state(rule: StateExpectation, obs: Observation) -> Verdict:
     if exc is not None:
         problems.append(f"the run raised {exc.type}: {exc.message}")
     return failing("; ".join(problems))
-
-
-TEST_OUTPUT_CHARS = 500
-"""What a test (or a variation) printed, as kept in its verdict; longer output is cut here and
-ends with ``OUTPUT_TRUNCATED`` (the observation keeps up to 8000 characters)."""
-OUTPUT_TRUNCATED = "\n[output truncated to 500 characters]"
-
-
-def clip_output(text: str) -> str:
-    if len(text) <= TEST_OUTPUT_CHARS:
-        return text
-    return text[:TEST_OUTPUT_CHARS] + OUTPUT_TRUNCATED
 
 
 def _group_reported(obs: Observation) -> dict[str, list[TestResult]]:

@@ -11,7 +11,10 @@ import re
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+MAX_CASES = 50
+"""Stdin cases of one run (``grader_harness.protocol.MAX_CASES``)."""
 
 
 class RunMode(StrEnum):
@@ -76,6 +79,17 @@ class RunRequest(_Frozen):
     learner: LearnerCode | None = None
     test_files: tuple[str, ...] = ()
     """In pytest mode, the test files to run when there are several (else the entry alone)."""
+    stdin: str = ""
+    """What the snippet reads on its standard input (nothing: ``/dev/null``)."""
+    cases: tuple[str, ...] = Field(default=(), max_length=MAX_CASES)
+    """Script mode: run the entry once per case, each reading its own stdin, in one container
+    (``Observation.cases``); the wall limit bounds them all, shared out fairly."""
+
+    @model_validator(mode="after")
+    def _cases_are_scripts(self) -> RunRequest:
+        if self.cases and (self.mode is not RunMode.SCRIPT or self.stdin or self.learner):
+            raise ValueError("cases run in script mode, each with its own stdin")
+        return self
 
 
 class CapturedStream(_Frozen):
@@ -215,6 +229,27 @@ class EnvironmentRef(_Frozen):
     image_id: str
 
 
+class CaseRun(_Frozen):
+    """One stdin case of a run: what the supervisor saw of its own child."""
+
+    ran: bool = True
+    """False when no time was left for it."""
+    status: RunStatus = RunStatus.COMPLETED
+    stdout: CapturedStream = CapturedStream()
+    stderr: CapturedStream = CapturedStream()
+    exit_code: int | None = None
+    signal: int | None = None
+    exception: ExceptionInfo | None = None
+    """The uncaught exception, as the case's process claimed it (for messages only)."""
+    wall_seconds: float | None = None
+    wall_limit: float | None = None
+    """The case's share of the run's wall limit."""
+    cpu_seconds: float | None = None
+    timed_out: bool = False
+    oom_killed: bool = False
+    output_limit_exceeded: bool = False
+
+
 class Observation(_Frozen):
     """Everything one run produced. Run-level failures are data here, never exceptions."""
 
@@ -245,6 +280,8 @@ class Observation(_Frozen):
     pool_hit: bool = False
     container_id: str | None = None
     error: str | None = None
+    cases: tuple[CaseRun, ...] = ()
+    """One per stdin case of the request, in order (``RunRequest.cases``)."""
 
 
 # pytest's summary line ----------------------------------------------------------------------
@@ -280,6 +317,17 @@ def parse_summary(text: str) -> dict[str, int]:
             raise ValueError(f"{text!r} is not a pytest summary line like '1 passed, 1 warning'")
         counts[key] = int(match[1])
     return {key: count for key, count in counts.items() if count}
+
+
+def summary_lines(texts: list[str]) -> list[dict[str, int]]:
+    """The texts that are pytest summary lines, as counts."""
+    lines = []
+    for text in texts:
+        try:
+            lines.append(parse_summary(text))
+        except ValueError:
+            continue
+    return lines
 
 
 def format_summary(counts: dict[str, int]) -> str:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 from .challenge import Expectation
-from .compare import unified_diff
 from .observation import Observation, RunStatus, StateStatus, TestOutcome, format_summary
+from .text import unified_diff
 from .verdict import Verdict
 
 MAX_LINES = 40
@@ -34,7 +34,24 @@ def failure_detail(expectation: Expectation, verdict: Verdict) -> str:
             return _clip(f"{diff.rstrip(chr(10))}{_also(obs)}")
         # equal texts that still fail (e.g. literals that do not parse): show both verbatim
         return _clip(f"expected {rule.stdout!r}\nactual   {obs.stdout.text!r}")
+    if expectation.io is not None and verdict.tests:
+        return _clip(_cases(verdict))
     return _clip(describe(obs))
+
+
+def _cases(verdict: Verdict) -> str:
+    """Each case that did not pass: its status and message, then its diff or its output."""
+    blocks = []
+    for case in verdict.tests:
+        if case.status == "passed":
+            continue
+        lines = [f"{case.name}: {case.status}: {case.message or ''}".rstrip(": ")]
+        if case.diff:
+            lines.append(case.diff.rstrip("\n"))
+        elif case.output:
+            lines.append("printed:\n" + _quoted(case.output))
+        blocks.append("\n".join(lines))
+    return "\n".join(blocks)
 
 
 def _also(obs: Observation) -> str:

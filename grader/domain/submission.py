@@ -19,6 +19,7 @@ from pydantic import (
 
 from . import feedback
 from .feedback import Terms
+from .observation import RunMode, RunRequest
 from .sets import EarnedBadge
 from .verdict import Verdict, VerdictStatus
 
@@ -66,6 +67,7 @@ def _scalar(value: object) -> str | int | float | bool | None:
 
 _UNICODE = BeforeValidator(_unicode)
 """Last in an ``Annotated``, so it runs before the string's own checks (one message)."""
+Unicode = _UNICODE
 Text = Annotated[str, _UNICODE]
 """A string that can be stored and answered as UTF-8."""
 Scalar = str | int | float | bool | None
@@ -82,6 +84,11 @@ class SubmissionRequest(BaseModel):
         description="'<set>/<id>', as listed by GET /v1/challenges"
     )
     code: Text | None = Field(default=None, description="Python source to run")
+    files: dict[Annotated[str, _UNICODE], Text] | None = Field(
+        default=None,
+        description="Several files by relative path, where the challenge takes them "
+        "(its 'files' policy names the entry and the allowed paths)",
+    )
     choice: Annotated[str, StringConstraints(pattern=r"^[A-Z]$")] | None = Field(
         default=None, description="An option label, for multiple-choice answers"
     )
@@ -95,9 +102,24 @@ class SubmissionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _code_xor_choice(self) -> SubmissionRequest:
-        if (self.code is None) == (self.choice is None):
-            raise ValueError("send exactly one of 'code' or 'choice'")
+        if sum(x is not None for x in (self.code, self.choice, self.files)) != 1:
+            raise ValueError("send exactly one of 'code', 'files' or 'choice'")
         return self
+
+
+class RawRun(BaseModel):
+    """What a raw run (``POST /v1/runs``, no challenge) executes, as stored with its record."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    files: dict[str, str] = Field(min_length=1)
+    entry: str
+    mode: RunMode = RunMode.SCRIPT
+    stdin: str = ""
+    limits: dict[str, float] = Field(default_factory=dict)
+
+    def request(self) -> RunRequest:
+        return RunRequest(mode=self.mode, files=self.files, entry=self.entry, stdin=self.stdin)
 
 
 def now() -> datetime:
@@ -131,6 +153,7 @@ class Submission(BaseModel):
     """The challenge revision (content hash) this submission was admitted to and graded with."""
     environment: str | None = None
     code: str | None = None
+    files: dict[str, str] | None = None
     choice: str | None = None
     learner_id: str | None = None
     callback_url: str | None = None
@@ -152,6 +175,8 @@ class Submission(BaseModel):
     """The set's badge, when this submission earned it."""
     regrades: list[RegradeResult] = Field(default_factory=list)
     """Verdicts of later regrades (other revisions or environments), oldest first."""
+    run: RawRun | None = None
+    """Set for a raw run: no challenge, the observation is the result (``domain/runs.py``)."""
 
     def shown(self, *, full: bool = False) -> Submission:
         """This submission with its verdict as its reader may see it (``full``: an
@@ -165,9 +190,11 @@ class Submission(BaseModel):
         """The JSON the API returns (the code is echoed back only by length); the result
         shaped by ``feedback`` for a submitter, whole for an instructor (``full``)."""
         shown = self.shown(full=full)
-        hidden = {"code", "key_id", "environment_packages", "terms", "request_id"}
+        hidden = {"code", "files", "key_id", "environment_packages", "terms", "request_id", "run"}
         body = shown.model_dump(mode="json", exclude=hidden)
         body["code_bytes"] = len(self.code.encode()) if self.code is not None else None
+        if self.files is not None:
+            body["files"] = {path: len(text.encode()) for path, text in self.files.items()}
         standing = feedback.standing(self.terms)
         body.update(standing)
         if self.verdict is not None and shown.verdict != self.verdict:

@@ -20,8 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .challenge import Challenge, Expectation, Kind, Option, OutputExpectation, summary_lines
-from .compare import compare, failing_exception, json_equal, output_matches, parse_literal
+from .challenge import Challenge, Expectation, Kind, Option, OutputExpectation
+from .compare import compare, failing_exception, output_matches
 from .grading import request_for
 from .observation import (
     Limits,
@@ -32,10 +32,12 @@ from .observation import (
     TestOutcome,
     format_summary,
     parse_summary,
+    summary_lines,
 )
 from .observed import describe, failure_detail
 from .outcomes import observed_summary
 from .sandbox import Sandbox
+from .text import json_equal, parse_literal
 
 Runner = Callable[[str, RunRequest], list[Observation]]
 DEFAULT_RUNS = 3
@@ -162,6 +164,11 @@ def outcome_of(obs: Observation) -> dict[str, Any]:
         {"nodeid": t.nodeid, "outcome": t.outcome.value, "when": t.when, "message": t.message}
         for t in obs.tests
     ]
+    if obs.cases:  # each stdin case: what a case's verdict is decided on
+        fields["cases"] = [
+            {"status": c.status.value, "stdout": c.stdout.text, "exit_code": c.exit_code}
+            for c in obs.cases
+        ]
     masked: dict[str, Any] = _masked(fields)
     return masked
 
@@ -311,6 +318,9 @@ def summarize(obs: Observation) -> str:
         errors = [t for t in obs.tests if t.outcome is TestOutcome.ERROR]
         others += [f"{len(errors)} error at {errors[0].when}"] if errors else []
         parts.append(", ".join([f"{passed}/{len(obs.tests)} passed", *others]))
+    if obs.cases:  # each stdin case: the first line it printed, or else its status
+        shown = [c.stdout.text.strip().partition("\n")[0][:20] or c.status for c in obs.cases]
+        parts.append(f"{len(obs.cases)} cases: {' | '.join(shown)}")
     for error in obs.collection_errors[:1]:
         exc_info = error.exception
         about = f"{exc_info.type}: {exc_info.message}" if exc_info else error.message[-60:]

@@ -58,6 +58,10 @@ class TestVerdict(BaseModel):
     output: str = ""
     task_id: int | None = None
     subtests: tuple[SubtestVerdict, ...] = ()
+    wall_seconds: float | None = None
+    """An io case's own wall time."""
+    diff: str | None = None
+    """An io case's expected and actual stdout, as a unified diff, when they differ."""
 
 
 class Verdict(BaseModel):

@@ -24,8 +24,8 @@ from .protocol import (
     FinalReport,
     HarnessSubmission,
     parse_line,
-    to_observation,
 )
+from .report import to_observation
 from .stream import AttachStream
 
 if TYPE_CHECKING:

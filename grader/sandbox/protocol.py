@@ -29,20 +29,15 @@ from pydantic import (
 from ..constants import HARNESS_COMMAND, HARNESS_MAX_SUBMISSION_BYTES, HARNESS_PROTOCOL_VERSION
 from ..domain import (
     CapturedStream,
-    ChildReportStatus,
     CollectionError,
-    EnvironmentRef,
     ExceptionInfo,
     Limits,
-    Observation,
-    RunMode,
     RunRequest,
-    RunStatus,
     StateValue,
     SyntaxErrorInfo,
     TestResult,
 )
-from ..domain.observation import WarningInfo
+from ..domain.observation import MAX_CASES, WarningInfo
 from ..errors import HarnessProtocolError, LimitsError
 
 _MAX_TESTS = 500
@@ -86,6 +81,8 @@ class HarnessSubmission(_Strict):
     state: list[str]
     limits: HarnessLimits
     modules: list[str] = Field(default_factory=list)
+    stdin: str = ""
+    cases: list[str] = Field(default_factory=list)
 
     @classmethod
     def of(cls, request: RunRequest, limits: Limits) -> HarnessSubmission:
@@ -109,6 +106,8 @@ class HarnessSubmission(_Strict):
             state=[] if learner is not None else list(request.state),
             limits=_limits(limits, JUDGE_MARGIN_SECONDS if learner is not None else 0.0),
             modules=list(learner.modules) if learner is not None else [],
+            stdin=request.stdin if learner is None else "",
+            cases=list(request.cases),
         )
 
     @classmethod
@@ -224,6 +223,23 @@ class ChildReport(_Strict):
         return self
 
 
+class WireCase(_Strict):
+    """One stdin case, as the supervisor observed its child (``grader_harness.cases``)."""
+
+    ran: bool
+    wall_limit: float = Field(ge=0)
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    output_limit_exceeded: bool = False
+    oom_killed: bool = False
+    wall_seconds: float | None = None
+    cpu_seconds: float | None = None
+    stdout: WireStream | None = None
+    stderr: WireStream | None = None
+    child_report: WireChildEnvelope | None = None
+
+
 class FinalReport(_Strict):
     """The supervisor's one report line."""
 
@@ -245,6 +261,7 @@ class FinalReport(_Strict):
     child_report: WireChildEnvelope | None = None
     memory: WireMemory | None = None
     relay: WireRelay | None = None
+    cases: list[WireCase] | None = Field(default=None, max_length=MAX_CASES)
     harness_seconds: float
 
 
@@ -265,99 +282,3 @@ def _clean(value: Any) -> Any:
     if isinstance(value, dict):
         return {_clean(key): _clean(item) for key, item in value.items()}
     return value
-
-
-def _child(
-    envelope: WireChildEnvelope | None, requested: tuple[str, ...], mode: str
-) -> tuple[ChildReport | None, ChildReportStatus, str | None]:
-    if envelope is None or envelope.status == "missing":
-        return None, ChildReportStatus.MISSING, "the snippet's process ended without a report"
-    if envelope.status == "invalid" or envelope.report is None:
-        return None, ChildReportStatus.INVALID, envelope.reason or "invalid"
-    try:
-        child = ChildReport.model_validate(envelope.report)
-    except ValidationError as exc:
-        return None, ChildReportStatus.INVALID, f"schema: {str(exc)[:300]}"
-    if child.mode != mode:
-        return None, ChildReportStatus.INVALID, "report is for another mode"
-    # Only the names we asked for; anything else in a forged report is dropped.
-    state = {k: v for k, v in child.state.items() if k in requested}
-    return child.model_copy(update={"state": state}), ChildReportStatus.OK, None
-
-
-def _over_time(wall_seconds: float | None, limit: float | None) -> bool:
-    return wall_seconds is not None and limit is not None and wall_seconds >= limit
-
-
-def to_observation(
-    report: FinalReport,
-    *,
-    environment: EnvironmentRef,
-    mode: RunMode,
-    requested_state: tuple[str, ...],
-    oom_killed: bool,
-    container_id: str | None,
-    pool_hit: bool,
-    wall_limit: float | None = None,
-    child_mode: str | None = None,
-) -> Observation:
-    """Combine the supervisor's report with what the engine saw into an ``Observation``.
-
-    A run whose wall time reached ``wall_limit`` is over time even when it finished: on a
-    starved host the supervisor's own deadline can fire late.
-    """
-    base: dict[str, Any] = {
-        "environment": environment,
-        "mode": mode,
-        "container_id": container_id,
-        "pool_hit": pool_hit,
-        "oom_killed": oom_killed,
-    }
-    if report.status == "harness_error":
-        return Observation(status=RunStatus.SANDBOX_ERROR, error=report.error, **base)
-    if report.status == "syntax_error":
-        return Observation(
-            status=RunStatus.SYNTAX_ERROR,
-            syntax_error=report.syntax_error,
-            wall_seconds=report.wall_seconds,
-            cpu_seconds=report.cpu_seconds,
-            **base,
-        )
-    memory = report.memory or WireMemory()
-    oom = oom_killed or bool(memory.oom_kills)
-    child, child_status, child_error = _child(
-        report.child_report, requested_state, child_mode or mode.value
-    )
-    if oom:
-        status = RunStatus.MEMORY_LIMIT_EXCEEDED
-    elif report.timed_out or _over_time(report.wall_seconds, wall_limit):
-        status = RunStatus.TIME_LIMIT_EXCEEDED
-    elif report.output_limit_exceeded:
-        status = RunStatus.OUTPUT_LIMIT_EXCEEDED
-    else:
-        status = RunStatus.COMPLETED
-    peak = memory.peak_bytes
-    if peak is None and report.max_rss_kib is not None:
-        peak = report.max_rss_kib * 1024
-    return Observation(
-        status=status,
-        stdout=report.stdout.captured() if report.stdout else CapturedStream(),
-        stderr=report.stderr.captured() if report.stderr else CapturedStream(),
-        exit_code=report.exit_code,
-        signal=report.signal,
-        exception=child.exception if child else None,
-        tests=tuple(child.tests) if child else (),
-        collection_errors=tuple(child.collection_errors) if child else (),
-        pytest_exit_code=child.pytest_exit_code if child else None,
-        pytest_summary=dict(child.summary) if child else {},
-        warnings=tuple(child.warnings) if child else (),
-        state=child.state if child else {},
-        child_report=child_status,
-        child_report_error=child_error,
-        wall_seconds=report.wall_seconds,
-        cpu_seconds=report.cpu_seconds,
-        peak_memory_bytes=peak,
-        timed_out=report.timed_out or _over_time(report.wall_seconds, wall_limit),
-        output_limit_exceeded=report.output_limit_exceeded,
-        **{**base, "oom_killed": oom},
-    )

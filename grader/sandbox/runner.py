@@ -33,8 +33,8 @@ from .protocol import (
     ReadyEvent,
     harness_argv,
     parse_line,
-    to_observation,
 )
+from .report import to_observation
 from .seccomp import seccomp_policy
 from .stream import AttachStream
 
@@ -314,7 +314,8 @@ class DockerSandbox:
     ) -> Observation:
         stream = ready.stream
         # The report carries both streams base64-encoded (4/3) plus the child's report.
-        stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2
+        runs = max(1, len(request.cases))  # each stdin case captures its own streams
+        stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 * runs
         try:
             stream.send(line)
         except OSError as exc:

@@ -28,6 +28,7 @@ MAX_TEST_OUTPUT_CHARS = 8000
 MAX_TESTS = 500
 MAX_SUBTESTS = 100  # variations kept per test (all are counted)
 MAX_SUBTEST_OUTPUT_CHARS = 2000
+MAX_CASES = 50  # stdin cases of one run (script mode), each run by a child of its own
 # Legitimate child reports nest about 8 deep (state values up to 20 more); anything deeper
 # is refused before it can exhaust a JSON parser's recursion anywhere downstream.
 MAX_REPORT_DEPTH = 40

@@ -12,6 +12,7 @@ import os
 
 from .protocol import (
     ISOLATED_MODES,
+    MAX_CASES,
     MAX_SUBMISSION_BYTES,
     PROTOCOL_VERSION,
     READ_CHUNK,
@@ -55,12 +56,14 @@ class Job:
     """A validated submission."""
 
     __slots__ = (
+        "cases",
         "entry",
         "files",
         "mode",
         "modules",
         "state",
         "stderr_cap",
+        "stdin",
         "stdout_cap",
         "wall_seconds",
     )
@@ -75,8 +78,12 @@ class Job:
         stdout_cap: int,
         stderr_cap: int,
         modules: list[str] | None = None,
+        stdin: str = "",
+        cases: list[str] | None = None,
     ) -> None:
         self.modules = modules or []  # the learner's modules, in the isolated modes
+        self.stdin = stdin  # the snippet's standard input
+        self.cases = cases or []  # one run of the entry per stdin, sharing the wall limit
         self.mode = mode
         self.entry = entry
         self.files = files
@@ -112,6 +119,7 @@ def parse_job(raw: dict[str, Any]) -> Job:
         raise HarnessError("modules must be a list of module names")
     if (mode in ISOLATED_MODES) != bool(modules):
         raise HarnessError("the isolated modes, and only they, name the learner's modules")
+    stdin, cases = _stdin_and_cases(raw, str(mode))
     limits = raw.get("limits", {})
     try:
         wall = float(limits.get("wall_seconds", 5.0))
@@ -120,8 +128,32 @@ def parse_job(raw: dict[str, Any]) -> Job:
     except (TypeError, ValueError, AttributeError):
         raise HarnessError("limits must be numbers") from None
     return Job(
-        str(mode), str(entry), dict(files), list(state), wall, stdout_cap, stderr_cap, modules
+        str(mode),
+        str(entry),
+        dict(files),
+        list(state),
+        wall,
+        stdout_cap,
+        stderr_cap,
+        modules,
+        stdin,
+        list(cases),
     )
+
+
+def _stdin_and_cases(raw: dict[str, Any], mode: str) -> tuple[str, list[str]]:
+    """The snippet's stdin, or its stdin cases (script mode only, one stdin each)."""
+    stdin = raw.get("stdin", "")
+    if not isinstance(stdin, str):
+        raise HarnessError("stdin must be a string")
+    cases = raw.get("cases", [])
+    if not isinstance(cases, list) or not all(isinstance(c, str) for c in cases):
+        raise HarnessError("cases must be a list of strings (each case's stdin)")
+    if len(cases) > MAX_CASES:
+        raise HarnessError(f"at most {MAX_CASES} cases a run")
+    if cases and (mode != "script" or stdin):
+        raise HarnessError("cases run in script mode, each with its own stdin")
+    return stdin, list(cases)
 
 
 def _safe_name(name: object) -> bool:
@@ -129,6 +161,32 @@ def _safe_name(name: object) -> bool:
         return False
     parts = name.split("/")
     return all(p and p not in (".", "..") and p.isprintable() for p in parts)
+
+
+def clear_workdir() -> None:
+    """Remove everything under the work directory (what a case left), whatever its modes.
+
+    Directories are made writable on the way down: a snippet may have made them read-only.
+    """
+    _quietly(lambda path: os.chmod(path, 0o700), WORKDIR)
+    for top, dirs, _ in os.walk(WORKDIR, topdown=True):
+        for name in dirs:
+            path = os.path.join(top, name)
+            if not os.path.islink(path):
+                _quietly(lambda p: os.chmod(p, 0o700), path)
+    for top, dirs, names in os.walk(WORKDIR, topdown=False):
+        for name in names:
+            _quietly(os.unlink, os.path.join(top, name))
+        for name in dirs:
+            path = os.path.join(top, name)
+            _quietly(os.unlink if os.path.islink(path) else os.rmdir, path)
+
+
+def _quietly(remove: Any, path: str) -> None:
+    try:
+        remove(path)
+    except OSError:
+        pass
 
 
 def write_files(files: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ import time
 
 from . import child
 from .capture import Capture, Stream
+from .cases import run_cases
 from .protocol import (
     ISOLATED_MODES,
     MAX_CHILD_REPORT_BYTES,
@@ -104,12 +105,17 @@ def reap() -> None:
             return
 
 
-def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
+def supervise(
+    job: Job, leftover: bytes = b"", *, stdin: str | None = None, wall: float | None = None
+) -> dict[str, Any]:
     """Fork the child, capture its pipes and exit, and return the report fields.
 
-    In the isolated modes the child also gets a frame pipe each way, relayed through our
-    stdin and stdout (``leftover``: what stdin already held after the submission line).
+    The child reads ``stdin`` (the job's own when None) and runs for at most ``wall`` seconds
+    (the job's limit when None). In the isolated modes the child also gets a frame pipe each
+    way, relayed through our stdin and stdout (``leftover``: what stdin already held after
+    the submission line).
     """
+    stdin_fd = stdin_descriptor(job.stdin if stdin is None else stdin)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
@@ -129,7 +135,7 @@ def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
             read_ends: tuple[int, ...] = (out_r, err_r, rep_r, cmp_r)
             if rpc is not None:
                 keep, read_ends = keep + rpc[:2], read_ends + rpc[2:]
-            _prepare_child(out_w, err_w, keep, read_ends)
+            _prepare_child(stdin_fd, out_w, err_w, keep, read_ends)
             code = _compile_or_exit(job, cmp_w)
             channel = rpc[:2] if rpc is not None else None
             child.main(
@@ -137,7 +143,7 @@ def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
             )
         finally:
             os._exit(70)
-    for fd in (out_w, err_w, rep_w, cmp_w) + (rpc[:2] if rpc is not None else ()):
+    for fd in (stdin_fd, out_w, err_w, rep_w, cmp_w) + (rpc[:2] if rpc is not None else ()):
         os.close(fd)
     relay = None
     if rpc is not None:
@@ -150,7 +156,28 @@ def supervise(job: Job, leftover: bytes = b"") -> dict[str, Any]:
         Stream(cmp_r, MAX_COMPILE_REPORT_BYTES),
         relay,
     )
-    return _observe(job, pid, started, capture)
+    return _observe(job.wall_seconds if wall is None else wall, pid, started, capture)
+
+
+def stdin_descriptor(text: str) -> int:
+    """A descriptor the child reads as its stdin: ``text`` in memory, or /dev/null when empty.
+
+    A memfd (no file the snippet could find in the work directory), else an unlinked file.
+    """
+    if not text:
+        return os.open(os.devnull, os.O_RDONLY)
+    data = text.encode("utf-8", "replace")
+    try:
+        fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        path = os.path.join(WORKDIR, f".stdin-{os.getpid()}-{time.monotonic_ns()}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.unlink(path)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 def _compile_or_exit(job: Job, fd: int) -> Any:
@@ -171,16 +198,15 @@ def _compile_or_exit(job: Job, fd: int) -> Any:
 
 
 def _prepare_child(
-    out_w: int, err_w: int, keep: tuple[int, ...], read_ends: tuple[int, ...]
+    stdin_fd: int, out_w: int, err_w: int, keep: tuple[int, ...], read_ends: tuple[int, ...]
 ) -> None:
     """Wire the child's descriptors, environment and signals before any snippet code runs."""
     for fd in read_ends:
         os.close(fd)
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    os.dup2(devnull, 0)
+    os.dup2(stdin_fd, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    for fd in (devnull, out_w, err_w):
+    for fd in (stdin_fd, out_w, err_w):
         if fd > 2:
             os.close(fd)
     low = 3
@@ -223,9 +249,9 @@ def _prepare_child(
     sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin  # type: ignore[misc]
 
 
-def _observe(job: Job, pid: int, started: float, capture: Capture) -> dict[str, Any]:
+def _observe(wall: float, pid: int, started: float, capture: Capture) -> dict[str, Any]:
     """Watch the child to its end or a broken limit, kill every process left, describe the run."""
-    status, timed_out, output_limit = capture.watch(pid, started + job.wall_seconds)
+    status, timed_out, output_limit = capture.watch(pid, started + wall)
     kill_everything_else()
     if status is None:
         _, status = os.waitpid(pid, 0)
@@ -276,7 +302,9 @@ def main(argv: list[str]) -> int:
         job = parse_job(submission)
         write_files(job.files)
         report["mode"] = job.mode
-        report.update(supervise(job, leftover))
+        report.update(
+            run_cases(job, supervise, cgroup_memory) if job.cases else supervise(job, leftover)
+        )
     except HarnessError as exc:
         report["status"] = "harness_error"
         report["error"] = str(exc)

@@ -119,7 +119,7 @@ async def test_code_and_choice_together_is_422(api: httpx.AsyncClient) -> None:
         "/v1/submissions", headers=SUBMITTER, json={"challenge_id": Q4, "code": "x", "choice": "A"}
     )
     assert response.status_code == 422
-    assert "send exactly one of 'code' or 'choice'" in response.json()["error"]["message"]
+    assert "send exactly one of 'code', 'files' or 'choice'" in response.json()["error"]["message"]
 
 
 @pytest.mark.asyncio

@@ -30,8 +30,9 @@ from grader.domain.challenge import (
     SyntaxExpectation,
     TextMatch,
 )
-from grader.domain.compare import compare, grade_choice, json_equal
+from grader.domain.compare import compare, grade_choice
 from grader.domain.hidden import TestsExpectation
+from grader.domain.text import json_equal
 from grader.domain.verdict import VerdictStatus
 
 ENV = EnvironmentRef(name="env", image_id="sha256:x")

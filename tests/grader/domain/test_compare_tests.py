@@ -19,9 +19,10 @@ from grader.domain import (
     TestResult,
 )
 from grader.domain.challenge import Expectation, Kind, OutputExpectation
-from grader.domain.compare import OUTPUT_TRUNCATED, TEST_OUTPUT_CHARS, compare, untestable
+from grader.domain.compare import compare, untestable
 from grader.domain.hidden import TestsExpectation
 from grader.domain.observation import SubtestResult
+from grader.domain.text import OUTPUT_TRUNCATED, TEST_OUTPUT_CHARS
 from grader.domain.verdict import VerdictStatus
 
 ENV = EnvironmentRef(name="env", image_id="sha256:x")

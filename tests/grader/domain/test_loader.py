@@ -149,7 +149,7 @@ def test_shipped_challenges_load() -> None:
             "q5-test-isolation",
         )
     } <= ids
-    assert {c.kind for c in challenges} == set(Kind)
+    assert {c.kind for c in challenges} == set(Kind)  # io: challenges/io-basics
 
 
 def test_state_text_options_need_a_single_value(tmp_path: Path) -> None:

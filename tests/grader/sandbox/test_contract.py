@@ -20,6 +20,7 @@ from grader.constants import (
 )
 from grader.domain import LearnerCode, Limits, RunMode, RunRequest
 from grader.domain.compare import REMOTE_IMPORT_ERROR
+from grader.domain.observation import MAX_CASES
 from grader.errors import LimitsError
 from grader.sandbox.protocol import (
     ChildReport,
@@ -35,7 +36,7 @@ sys.path.insert(0, str(IMAGES / "harness"))
 from grader_harness import protocol as harness_protocol  # noqa: E402
 from grader_harness.jsonstate import type_name  # noqa: E402
 from grader_harness.rpc.errors import RemoteImportError  # noqa: E402
-from grader_harness.submission import parse_job  # noqa: E402
+from grader_harness.submission import HarnessError, parse_job  # noqa: E402
 
 TEMPLATE = (IMAGES / ENVIRONMENT_DOCKERFILE).read_text(encoding="utf-8")
 
@@ -134,3 +135,49 @@ def test_the_isolated_submission_lines_parse_in_the_harness() -> None:
         ["solution"],
         {"solution.py": "x = 1\n"},
     )
+
+
+def test_stdin_and_cases_travel_to_the_harness() -> None:
+    """The harness reads a run's stdin, and a cases run's stdins, from the worker's line."""
+    with_stdin = RunRequest(
+        mode=RunMode.SCRIPT, files={"main.py": "input()"}, entry="main.py", stdin="a\nb\n"
+    )
+    job = parse_job(json.loads(HarnessSubmission.of(with_stdin, Limits()).line()))
+    assert (job.stdin, job.cases) == ("a\nb\n", [])
+    cases = RunRequest(
+        mode=RunMode.SCRIPT, files={"main.py": "input()"}, entry="main.py", cases=("1", "", "3")
+    )
+    job = parse_job(json.loads(HarnessSubmission.of(cases, Limits()).line()))
+    assert (job.stdin, job.cases) == ("", ["1", "", "3"])
+
+
+def test_both_sides_cap_cases_alike() -> None:
+    """The worker's schema and the harness refuse the same number of cases."""
+    assert harness_protocol.MAX_CASES == MAX_CASES
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mode": "pytest", "cases": ["1"]}, "cases run in script mode"),
+        ({"stdin": "x", "cases": ["1"]}, "cases run in script mode"),
+        ({"cases": ["1"] * 51}, "at most 50 cases"),
+        ({"cases": [1]}, "cases must be a list of strings"),
+        ({"stdin": 5}, "stdin must be a string"),
+    ],
+)
+def test_the_harness_refuses_malformed_stdin_and_cases(
+    changes: dict[str, object], message: str
+) -> None:
+    """Checked in the container too, whatever the worker sent."""
+    line = {
+        "version": 1,
+        "mode": "script",
+        "entry": "main.py",
+        "files": {"main.py": ""},
+        "state": [],
+        "limits": {},
+        **changes,
+    }
+    with pytest.raises(HarnessError, match=message):
+        parse_job(line)

@@ -10,7 +10,8 @@ import pytest
 
 from grader.domain import ChildReportStatus, EnvironmentRef, RunMode, RunStatus
 from grader.errors import HarnessProtocolError
-from grader.sandbox.protocol import FinalReport, ReadyEvent, parse_line, to_observation
+from grader.sandbox.protocol import FinalReport, ReadyEvent, parse_line
+from grader.sandbox.report import to_observation
 
 ENV = EnvironmentRef(name="env", image_id="sha256:" + "0" * 64)
 
