@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from ..api.models import ErrorBody
-from ..domain.observation import Limits, Observation, RunMode
+from ..domain import runs
+from ..domain.observation import Limits, RunMode
 from ..errors import ApiError, Unreachable
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -35,16 +36,10 @@ _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolEr
 FINAL = frozenset({"done", "failed"})
 
 
-class RunRecord(BaseModel):
+class RunRecord(runs.RunRecord):
     """A raw run (``POST /v1/runs``) as the API answers it: its lifecycle and observation."""
 
     model_config = ConfigDict(extra="allow")
-
-    id: str
-    status: str = Field(description="queued, running, done or failed")
-    environment: str | None = None
-    observation: Observation | None = None
-    error: str | None = None
 
     @property
     def final(self) -> bool:

@@ -11,7 +11,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
 
@@ -23,10 +22,10 @@ from grader.testing import (
     OTHER_KEY,
     ROOT,
     SUBMITTER_KEY,
+    ApiProcess,
     RedisServer,
     WorkerProcess,
     free_port,
-    worker_env,
 )
 from tests.conftest import OLD_ENV
 from tests.integration.test_api_e2e import seed
@@ -42,30 +41,11 @@ WRONG_Q4 = seed("q4-counter-after-test")["code"].replace(
 
 @pytest.fixture(scope="module")
 def api_url(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``uvicorn --factory grader.api.app:create_app`` on a free port, on the session's Redis."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("uvicorn") / "api.log"
-    command = [sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:create_app"]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=worker_env(redis_server.url), stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"the API exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    """The API as the service runs it, on a free port, on the session's Redis."""
+    api = ApiProcess(redis_server.url, tmp_path_factory.mktemp("uvicorn") / "api.log")
+    api.start()
+    yield api.url
+    api.stop()
 
 
 def test_submit_and_wait_returns_the_graded_verdict(
@@ -93,7 +73,7 @@ def test_a_wrong_answer_fails_with_its_reason_and_formats_follow(
         document = grader.result(submission.id, format="exercism-v3")
     assert submission.result is not None
     assert submission.result.status is VerdictStatus.FAILED
-    assert submission.result.reason == "counter is 2, expected 3"
+    assert submission.result.reason == "counter is 2: not the expected value"
     assert (document["version"], document["status"]) == (3, "fail")
 
 
@@ -190,7 +170,7 @@ def test_cli_submit_and_result_exit_with_the_verdict(
     assert json.loads(passed.stdout)["result"]["status"] == "passed"
     failed = grader_cli("submit", str(wrong), "--challenge", Q4, "--wait", url=api_url)
     assert failed.returncode == 1, failed.stderr
-    assert "failed: counter is 2, expected 3" in failed.stderr
+    assert "failed: counter is 2: not the expected value" in failed.stderr
     submission_id = json.loads(failed.stdout)["id"]
     document = grader_cli("result", submission_id, "--format", "gradescope", url=api_url)
     assert document.returncode == 1, document.stderr
@@ -209,3 +189,37 @@ def test_cli_exit_codes_for_errors_and_no_answer(api_url: str, tmp_path: Path) -
     dead = grader_cli("result", "nope", url=f"http://127.0.0.1:{free_port()}")
     assert dead.returncode == 3
     assert dead.stderr.startswith("unreachable: no answer from")
+
+
+def test_the_client_runs_code_without_a_challenge(
+    api_url: str, worker_process: WorkerProcess
+) -> None:
+    """Client.run on the real POST /v1/runs: stdin reaches the program, the observation
+    comes back typed."""
+    with Client(api_url, SUBMITTER_KEY) as grader:
+        record = grader.run(
+            OLD_ENV, "import sys\nprint(sys.stdin.read().upper())\n", stdin="hello run\n"
+        )
+        again = grader.get_run(record.id)
+    assert record.final
+    assert record.status == "done"
+    assert record.observation is not None
+    assert record.observation.stdout.text == "HELLO RUN\n\n"
+    assert record.observation.exit_code == 0
+    assert again.id == record.id
+    assert again.observation == record.observation
+
+
+def test_cli_run_exits_with_how_the_program_ended(
+    api_url: str, worker_process: WorkerProcess, tmp_path: Path
+) -> None:
+    script, feed = tmp_path / "main.py", tmp_path / "in.txt"
+    feed.write_text("3 4\n")
+    script.write_text("a, b = map(int, input().split())\nprint(a * b)\n")
+    ran = grader_cli("run", str(script), "--env", OLD_ENV, "--stdin", str(feed), url=api_url)
+    assert ran.returncode == 0, ran.stderr
+    assert json.loads(ran.stdout)["observation"]["stdout"]["text"] == "12\n"
+    script.write_text("raise ValueError('no')\n")
+    crashed = grader_cli("run", str(script), "--env", OLD_ENV, url=api_url)
+    assert crashed.returncode == 1, crashed.stderr
+    assert json.loads(crashed.stdout)["observation"]["exception"]["type"] == "ValueError"

@@ -52,7 +52,26 @@ def submission(
 
 def run_record(status: str = "done", **fields: Any) -> dict[str, Any]:
     """A raw run's body, the shape ``POST /v1/runs`` answers."""
-    body: dict[str, Any] = {"id": "r1", "status": status, "environment": ENV, **fields}
+    body: dict[str, Any] = {
+        "id": "r1",
+        "status": status,
+        "environment": ENV,
+        "mode": "script",
+        "entry": "main.py",
+        "files": {"main.py": 12},
+        "stdin_bytes": 0,
+        "limits": {},
+        "metadata": {},
+        "callback_url": None,
+        "created_at": "2026-12-03T10:00:00+00:00",
+        "started_at": None,
+        "finished_at": None,
+        "attempts": 0,
+        "observation": None,
+        "image_packages": {},
+        "error": None,
+        **fields,
+    }
     if status == "done" and "observation" not in fields:
         body["observation"] = observation().model_dump(mode="json")
     return body
