@@ -234,7 +234,7 @@ def test_bundled_sets_are_published_on_first_start(service: Service) -> None:
     listed = service.client.get("/v1/challenges", headers=SUBMITTER).json()
     ids = {c["id"] for c in listed["challenges"]}
     assert "async-test-mastery/q4-counter-after-test" in ids
-    bundled = sum(1 for _ in (ROOT / "challenges").rglob("*.yaml"))
+    bundled = sum(1 for p in (ROOT / "challenges").rglob("*.yaml") if not p.name.startswith("_"))
     assert listed["count"] == bundled
     report = service.client.get(
         "/v1/challenges/async-test-mastery/q5-test-isolation/validation", headers=INSTRUCTOR

@@ -279,21 +279,51 @@ async def test_a_learner_who_runs_out_of_attempts_sees_the_explanation_only_at_t
     assert progress["earned"] is None
 
 
+@pytest.fixture(scope="module")
+def short_clock_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the seed set whose challenges allow 1 s (the production files keep 120 s)."""
+    root = tmp_path_factory.mktemp("short-clock")
+    shutil.copytree(SEED, root / SET)
+    for path in (root / SET).glob("q*.yaml"):
+        path.write_text(path.read_text().replace("time_limit: 120", "time_limit: 1"))
+    return root
+
+
+@pytest.fixture(scope="module")
+def short_clock_service(
+    short_clock_root: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RedisServer]:
+    """Its own Redis and worker: the bank of a Redis is seeded once, so the short-clock copy
+    cannot share the session's (which holds the real seed set)."""
+    folder = tmp_path_factory.mktemp("short-clock-services")
+    server = RedisServer(folder / "redis")
+    server.folder.mkdir()
+    server.start()
+    worker = WorkerProcess(
+        server.url,
+        folder / "worker.log",
+        name="short-clock",
+        env={"GRADER_API__CHALLENGES_ROOT": str(short_clock_root)},
+    )
+    worker.start()
+    yield server
+    worker.stop()
+    server.stop(graceful=False)
+
+
 @pytest_asyncio.fixture
 async def short_clock_api(
-    redis_server: RedisServer, tmp_path: Path, request: pytest.FixtureRequest
+    short_clock_service: RedisServer, short_clock_root: Path, request: pytest.FixtureRequest
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """The API on a copy of the seed set whose challenges allow 1 s (the production files
-    keep 120 s); ``late_scores`` of the set from the test's parameter."""
-    folder = tmp_path / SET
-    shutil.copytree(SEED, folder)
-    for path in folder.glob("q*.yaml"):
-        path.write_text(path.read_text().replace("time_limit: 120", "time_limit: 1"))
-    declared = yaml.safe_load((folder / "_set.yaml").read_text())
+    """The API on the short-clock copy, ``late_scores`` of the set from the test's parameter
+    (set declarations are read by the API at start; the challenges come from the bank)."""
+    declared_root = short_clock_root.parent / f"{short_clock_root.name}-{request.param}"
+    shutil.copytree(short_clock_root, declared_root, dirs_exist_ok=True)
+    declared = yaml.safe_load((declared_root / SET / "_set.yaml").read_text())
     declared["late_scores"] = request.param
-    (folder / "_set.yaml").write_text(yaml.safe_dump(declared))
-    settings = service_settings(redis_server.url)
-    settings.api.challenges_root = tmp_path
+    (declared_root / SET / "_set.yaml").write_text(yaml.safe_dump(declared))
+    settings = service_settings(short_clock_service.url)
+    settings.api.challenges_root = declared_root
     app = create_app(settings)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://grader"
@@ -307,7 +337,7 @@ async def short_clock_api(
     ("short_clock_api", "scores"), [(False, 0.0), (True, 1.0)], indirect=["short_clock_api"]
 )
 async def test_a_learner_who_answers_late_is_graded_and_marked_late(
-    short_clock_api: httpx.AsyncClient, worker_process: WorkerProcess, scores: float
+    short_clock_api: httpx.AsyncClient, scores: float
 ) -> None:
     """Answers after the deadline are graded (a choice at once, code by the worker) and marked
     late; they score only where the set says late answers score."""
