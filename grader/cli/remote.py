@@ -68,6 +68,15 @@ def submit(
     choice: Annotated[
         str | None, typer.Option("--choice", help="An option label instead of code")
     ] = None,
+    extra: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="Another file beside FILE (repeatable; the challenge must allow several "
+            "files): all are sent by name as 'files'",
+        ),
+    ] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for the verdict")] = False,
     timeout: Wait = None,
     idempotency_key: Annotated[
@@ -83,11 +92,17 @@ def submit(
     if (file is None) == (choice is None):
         _usage("give a FILE to submit, or --choice, not both")
     code = _read(file) if file is not None else None
+    files = None
+    if extra and file is not None:  # several files: FILE is the entry, sent by its name
+        files = {("main.py" if str(file) == "-" else file.name): code or ""}
+        files.update({path.name: _read(path) for path in extra})
+        code = None
     with _api(url, key) as client:
         submission = _call(
             lambda: client.submit(
                 challenge,
                 code,
+                files=files,
                 choice=choice,
                 idempotency_key=idempotency_key,
                 wait=(True if timeout is None else timeout) if wait else False,

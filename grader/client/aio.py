@@ -74,6 +74,7 @@ class AsyncClient:
         challenge_id: str,
         code: str | None = None,
         *,
+        files: Mapping[str, str] | None = None,
         choice: str | None = None,
         learner_id: str | None = None,
         callback_url: str | None = None,
@@ -81,12 +82,14 @@ class AsyncClient:
         idempotency_key: str | None = None,
         wait: bool | float = False,
     ) -> PublicSubmission:
-        """Submit code or a choice. ``wait=True`` returns once the verdict is in; a number
+        """Submit code, several ``files`` (where the challenge allows) or a choice.
+        ``wait=True`` returns once the verdict is in; a number
         waits at most that many seconds (the submission may then still be running)."""
         deadline = Deadline(core.wait_seconds(wait))
         call = core.submit_call(
             challenge_id,
             code=code,
+            files=files,
             choice=choice,
             learner_id=learner_id,
             callback_url=callback_url,

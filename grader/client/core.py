@@ -198,8 +198,11 @@ def submit_call(
     idempotency_key: str | None,
     wait: float,
     timeout: float,
+    files: Mapping[str, str] | None = None,
 ) -> Call:
     body: dict[str, Any] = {"challenge_id": challenge_id}
+    if files is not None:
+        body["files"] = dict(files)
     for name, value in (
         ("code", code),
         ("choice", choice),

@@ -223,3 +223,41 @@ def test_cli_run_exits_with_how_the_program_ended(
     crashed = grader_cli("run", str(script), "--env", OLD_ENV, url=api_url)
     assert crashed.returncode == 1, crashed.stderr
     assert json.loads(crashed.stdout)["observation"]["exception"]["type"] == "ValueError"
+
+
+SEVERAL = "io-basics/q4-statistics-several-files"
+STATS = """\
+def stats(numbers):
+    return {"min": min(numbers), "max": max(numbers), "mean": sum(numbers) / len(numbers)}
+"""
+MAIN = """\
+import sys
+from stats import stats
+
+print(stats([int(word) for word in sys.stdin.read().split()]))
+"""
+
+
+def test_the_client_submits_several_files_to_an_io_challenge(
+    api_url: str, worker_process: WorkerProcess
+) -> None:
+    """Several files through the client: main.py imports stats.py; every stdin case passes."""
+    with Client(api_url, SUBMITTER_KEY) as grader:
+        submission = grader.submit(SEVERAL, files={"main.py": MAIN, "stats.py": STATS}, wait=True)
+    assert submission.result is not None
+    assert submission.result.status is VerdictStatus.PASSED, submission.result.reason
+    assert [t.status for t in submission.result.tests] == ["passed"] * 3
+
+
+def test_cli_submit_sends_several_files(
+    api_url: str, worker_process: WorkerProcess, tmp_path: Path
+) -> None:
+    main, helper = tmp_path / "main.py", tmp_path / "stats.py"
+    main.write_text(MAIN)
+    helper.write_text(STATS.replace("min(numbers)", "max(numbers)"))  # a wrong minimum
+    done = grader_cli(
+        "submit", str(main), "--file", str(helper), "--challenge", SEVERAL, "--wait", url=api_url
+    )
+    assert done.returncode == 1, done.stderr
+    tests = json.loads(done.stdout)["result"]["tests"]
+    assert [t["status"] for t in tests] == ["failed", "passed", "failed"]
