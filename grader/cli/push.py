@@ -130,7 +130,14 @@ def settle(client: httpx.Client, outcome: Outcome, answer: dict[str, Any], secon
 def push_command(
     folder: Annotated[Path, typer.Argument(help="A folder of challenge files (<set>/<id>.yaml)")],
     url: Annotated[str, typer.Option("--url", envvar="GRADER_URL", help="The service's URL")],
-    key: Annotated[str, typer.Option("--key", envvar="GRADER_KEY", help="An instructor API key")],
+    key: Annotated[
+        str,
+        typer.Option(
+            "--key",
+            envvar=["GRADER_API_KEY", "GRADER_KEY"],
+            help="An instructor API key (or GRADER_API_KEY)",
+        ),
+    ],
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="Seconds to wait for the validations")
     ] = 600,
