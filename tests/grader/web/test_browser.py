@@ -74,3 +74,24 @@ def test_the_sign_in_page_is_usable_by_keyboard_and_labelled(
     label = browser.find_element(By.CSS_SELECTOR, "label[for=api_key]")
     assert label.text == "API key"
     shot(browser, "signin")
+
+
+def test_the_pages_fit_a_phone(api_process: ApiProcess, browser: WebDriver) -> None:
+    """At a phone's width no page scrolls sideways (wide tables and code scroll in place)."""
+    browser.set_window_size(390, 844)
+    sign_in(browser, api_process, INSTRUCTOR_KEY)
+    pages = [
+        "/console",
+        "/console/submissions",
+        "/console/matrix",
+        f"/console/challenges/{Q4}",
+        "/play/async-test-mastery",
+        "/play/async-test-mastery/q1-async-test-output",
+    ]
+    for path in pages:
+        browser.get(f"{api_process.url}{path}")
+        overflow = browser.execute_script(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (path, overflow)
+    shot(browser, "phone-question")
