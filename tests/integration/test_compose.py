@@ -116,7 +116,7 @@ environment: fastapi-0.115-httpx-0.27
 code: print("hello compose")
 expectation:
   output:
-    stdout: "hello compose\n"
+    stdout: "hello compose\\n"
 """
 BROKEN = """\
 title: A regex that does not compile
