@@ -76,6 +76,9 @@ class RunRequest(_Frozen):
     learner: LearnerCode | None = None
     test_files: tuple[str, ...] = ()
     """In pytest mode, the test files to run when there are several (else the entry alone)."""
+    tenant: str | None = None
+    """Who sent it (the API key's id). In ``same-key`` reuse mode a container serves only one
+    tenant's runs; it never enters the container."""
 
 
 class CapturedStream(_Frozen):
