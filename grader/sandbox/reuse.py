@@ -141,6 +141,11 @@ class Shelf:
         with self._cond:
             return sum(len(queue) for queue in self._idle.values())
 
+    def idle_ids(self) -> set[str]:
+        """The ids of the used containers waiting for a run (tests, diagnostics)."""
+        with self._cond:
+            return {ready.container_id for queue in self._idle.values() for ready in queue}
+
     def wait_settled(self, timeout: float = 10.0) -> bool:
         """Block until no restore is pending (tests, benchmarks)."""
         deadline = time.monotonic() + timeout

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 WRITABLE = (WORKDIR, "/tmp", "/dev/shm")  # noqa: S108  the container's own tmpfs mounts
 """Every path the sandbox uid can write (the root file system is read-only)."""
+MQUEUE = "/dev/mqueue"
+"""POSIX message queues (``mq_open`` is refused in reuse containers; checked all the same)."""
 SYSV_IPC = ("shm", "msg", "sem")
 SOCKET_TABLES = ("unix", "tcp", "tcp6", "udp", "udp6", "raw", "raw6", "packet")
 MEMORY_USAGE = "/sys/fs/cgroup/memory/memory.usage_in_bytes"
@@ -64,6 +66,11 @@ def restore(spare: int) -> list[str]:
     for root in WRITABLE:
         problems += empty_directory(root)
     problems += remove_sysv_ipc()
+    for name in _listdir(MQUEUE):
+        try:
+            os.unlink(os.path.join(MQUEUE, name))
+        except OSError as exc:
+            problems.append(f"{MQUEUE}/{name}: {exc.strerror}")
     return problems
 
 
@@ -86,6 +93,8 @@ def verify(pristine: Pristine, spare: int, spare_state: str | None) -> list[str]
         rows = _table(f"/proc/sysvipc/{kind}")
         if rows:
             problems.append(f"SysV {kind} objects left: {len(rows)}")
+    if _listdir(MQUEUE):
+        problems.append(f"POSIX message queues left: {_listdir(MQUEUE)[:10]}")
     sockets = _sockets()
     if sockets != pristine.sockets:
         problems.append(f"sockets changed: {sockets} (was {pristine.sockets})")
@@ -214,6 +223,13 @@ def _own_fds() -> list[str]:
         except OSError:
             continue  # the descriptor listdir itself used, closed by now
     return fds
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return []
 
 
 def _table(path: str) -> list[str]:
