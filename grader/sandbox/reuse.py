@@ -188,12 +188,13 @@ class Shelf:
                 while len(queue) > self.settings.idle_per_key:
                     evicted.append(queue.popleft())
                 self.recycled += 1
-            self._pending[shelf_key] -= 1
-            self._cond.notify_all()
-        if problem is not None:
-            self._discard(ready, problem)
-        for old in evicted:
-            self._discard(old, "more idle containers than idle_per_key")
+        try:
+            if problem is not None:
+                self._discard(ready, problem)
+            for old in evicted:
+                self._discard(old, "more idle containers than idle_per_key")
+        finally:
+            self._settle(shelf_key)  # settled once its removal, if any, is under way
 
     def _read_restored(self, ready: ReadyContainer) -> str | None:
         """Read the supervisor's line after its restore; None when it verified a clean state."""
