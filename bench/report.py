@@ -11,7 +11,9 @@ from typing import Any
 from .common import PACED_GAP, PhaseResult
 
 CONCURRENCY = (1, 2, 4, 8)
-VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e")
+VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e", "reuse", "e2e-reuse")
+POOLED = ("warm", "e2e", "reuse", "e2e-reuse")
+"""Variants with a warm pool (and, for the reuse ones, used containers) to report hits of."""
 SHORT = {
     "lower": "lower bound",
     "baseline": "docker run --rm",
@@ -19,6 +21,8 @@ SHORT = {
     "cold": "ours: runner cold",
     "warm": "ours: runner warm",
     "e2e": "ours: HTTP e2e warm",
+    "reuse": "ours: runner reuse (same-key)",
+    "e2e-reuse": "ours: HTTP e2e reuse (same-key)",
 }
 COLORS = {
     "lower": "#7f7f7f",
@@ -27,6 +31,8 @@ COLORS = {
     "cold": "#1f77b4",
     "warm": "#2ca02c",
     "e2e": "#9467bd",
+    "reuse": "#17becf",
+    "e2e-reuse": "#e377c2",
 }
 TARGET_P50 = 0.25
 TARGET_SPEEDUP = 3.5
@@ -354,7 +360,7 @@ def _absolute_table(run: Run, workload: str) -> list[str]:
             continue
         latency = run.latency_phase(workload, key)
         first = run.phase(workload, key, 1)
-        hits = first.pool_hit_ratio if first is not None and key in ("warm", "e2e") else None
+        hits = first.pool_hit_ratio if first is not None and key in POOLED else None
         paced = key in run.paced.get(workload, {})
         b2b = _fmt(run.p50_back_to_back(workload, key)) if paced else "same"
         throughputs = [_fmt(run.throughput(workload, key, c), 2) for c in CONCURRENCY]
@@ -406,7 +412,7 @@ def _errors_section(run: Run) -> list[str]:
             phases += [(str(c), p) for c, p in sorted(by_variant.get(key, {}).items())]
             for c, phase in phases:
                 hits = phase.pool_hit_ratio
-                if key not in ("warm", "e2e") and not phase.errors:
+                if key not in POOLED and not phase.errors:
                     continue
                 first = next((s.error for s in phase.samples if s.error), "")
                 lines.append(

@@ -32,7 +32,7 @@ def mounts():
             if point.startswith(("/proc", "/sys")) or fstype in ("proc", "sysfs", "devpts"):
                 continue
             found.append([point, options, fstype])
-    return found
+    return sorted(found)  # the engine mounts them in no fixed order
 
 def table(path):
     try:

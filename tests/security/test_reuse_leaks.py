@@ -29,6 +29,7 @@ import pytest_asyncio
 from grader.api.app import create_app
 from grader.domain import Limits, Observation, RunMode, RunRequest, RunStatus
 from grader.sandbox import DockerSandbox, PreimportProfile
+from grader.sandbox.containers import fixed_limits
 from grader.settings import ReuseMode, ReuseSettings, Settings
 from grader.testing import (
     OTHER_KEY,
@@ -150,7 +151,7 @@ class ProbingSandbox:
         self, environment: str, profile: PreimportProfile, limits: Limits
     ) -> tuple[dict[str, Any], int]:
         """The probe's view of a fresh reuse-mode container (its first run)."""
-        key = (environment, profile, limits.memory_mib, limits.pids, limits.tmpfs_mib)
+        key = (environment, profile, *fixed_limits(limits))
         if key not in self._baselines:
             fresh = self._fresh
             obs = fresh.run(environment, probe_request(profile), limits)
@@ -344,12 +345,12 @@ async def own_api(own_redis: RedisServer) -> AsyncIterator[httpx.AsyncClient]:
 async def _submit(api: httpx.AsyncClient, key: str) -> dict[str, Any]:
     headers = {"Authorization": f"Bearer {key}"}
     body = {"challenge_id": "async-test-mastery/q4-counter-after-test", "code": "counter = 1\n"}
-    created = await api.post("/v1/submissions", params={"wait": 60}, json=body, headers=headers)
+    created = await api.post("/v1/submissions", params={"wait": 30}, json=body, headers=headers)
     assert created.status_code in (200, 201, 202), created.text
     record: dict[str, Any] = created.json()
     if record["status"] != "done":
         answer = await api.get(
-            f"/v1/submissions/{record['id']}", params={"wait": 60}, headers=headers
+            f"/v1/submissions/{record['id']}", params={"wait": 30}, headers=headers
         )
         record = answer.json()
     assert record["status"] == "done", record
