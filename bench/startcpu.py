@@ -39,12 +39,12 @@ STEPS = ("start", "run", "remove")
 def processes() -> dict[int, tuple[str, float]]:
     """Every host process's name and CPU seconds so far."""
     found = {}
-    for entry in os.listdir("/proc"):
+    for folder in Path("/proc").iterdir():
+        entry = folder.name
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as handle:
-                text = handle.read()
+            text = (folder / "stat").read_text(encoding="ascii", errors="replace")
         except OSError:
             continue
         name = text[text.index("(") + 1 : text.rindex(")")]
@@ -55,8 +55,8 @@ def processes() -> dict[int, tuple[str, float]]:
 
 def host_busy() -> float:
     """CPU seconds the whole host has spent busy (every core, all but idle and iowait)."""
-    with open("/proc/stat", encoding="ascii") as handle:
-        values = [int(v) for v in handle.readline().split()[1:]]
+    first = Path("/proc/stat").read_text(encoding="ascii").splitlines()[0]
+    values = [int(v) for v in first.split()[1:]]
     return (sum(values) - values[3] - values[4]) / TICK
 
 
@@ -121,7 +121,8 @@ def report(results: dict[str, dict[str, dict[str, float]]], runs: int) -> str:
     lines = [
         "# Where a strict-mode run's CPU goes",
         "",
-        f"`python -m bench.startcpu --runs {runs}` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
+        f"`python -m bench.startcpu --runs {runs}` on "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
         f"{os.cpu_count()} cores, environment `{ENVIRONMENT}`. CPU seconds per run, averaged. "
         "'rest' is the host's total minus the named groups: runc (too short-lived to be seen), "
         "the kernel, processes that ended between readings, and other load on a shared host.",
@@ -146,9 +147,8 @@ def report(results: dict[str, dict[str, dict[str, float]]], runs: int) -> str:
             )
             rest = values.get("host total", 0.0) - sum(values.get(k, 0.0) for k in named)
             cells = " | ".join(f"{values.get(k, 0.0):.3f}" for k in named)
-            lines.append(
-                f"| {step} | {values.get('wall', 0.0):.3f} | {values.get('host total', 0.0):.3f} | {cells} | {rest:.3f} |"
-            )
+            wall, total = values.get("wall", 0.0), values.get("host total", 0.0)
+            lines.append(f"| {step} | {wall:.3f} | {total:.3f} | {cells} | {rest:.3f} |")
         lines.append("")
     return "\n".join(lines)
 

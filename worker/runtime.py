@@ -6,9 +6,9 @@ import os
 import socket
 import threading
 import uuid
-from pathlib import Path
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 import structlog
@@ -81,7 +81,6 @@ class Runtime:
             except Exception:  # a silent heartbeat would get this process's work re-queued
                 log.exception("heartbeat_crashed")
             self.stopping.wait(HEARTBEAT_SECONDS)
-
 
     def _touch_heartbeat_file(self) -> None:
         """Say "alive and reaching Redis" where the container's health check looks (its mtime)."""
