@@ -37,6 +37,8 @@ COLORS = {
 TARGET_P50 = 0.25
 TARGET_SPEEDUP = 3.5
 TARGET_OVERHEAD = 1.5
+STRICT_Q1_CPU_BEFORE = 1.0
+"""CPU-s per Q1 submission over HTTP in strict mode when issue 18 was filed (its 'today')."""
 BUSY_HOST = 0.25
 """Host CPU-s/s while the benchmark idles above which the run is flagged as shared."""
 
@@ -183,6 +185,54 @@ class Run:
                             judge(other, threshold) if other is not None else None,
                         )
                     )
+        found += self.cost_targets()
+        return found
+
+    def cost_targets(self) -> list[Target]:
+        """Issue 18's cost targets: reuse mode (same-key) over HTTP, and strict mode's CPU."""
+        found: list[Target] = []
+        for workload in self.workloads:
+            lower_thr = self.throughput(workload, "lower", 4)
+            peer_thr = self.throughput(workload, "epicbox", 4)
+            thr = self.throughput(workload, "e2e-reuse", 4)
+            cpu = self.cpu(workload, "e2e-reuse")
+            checks: list[tuple[str, float | None, float, str, bool]] = [
+                (
+                    "throughput at c=4 >= 0.5x the lower bound's",
+                    _div(thr, lower_thr),
+                    0.5,
+                    "x LB",
+                    True,
+                ),
+                ("throughput at c=4 >= 5x epicbox's", _div(thr, peer_thr), 5.0, "x epicbox", True),
+                (
+                    "CPU per submission <= 2x the lower bound's",
+                    _div(cpu, self.cpu(workload, "lower")),
+                    2.0,
+                    "x LB",
+                    False,
+                ),
+            ]
+            for name, value, threshold, unit, at_least in checks:
+                judge = _ge if at_least else _le
+                found.append(
+                    Target(
+                        workload, "e2e-reuse", name, value, threshold, unit, judge(value, threshold)
+                    )
+                )
+            if workload == "q1":
+                strict = _div(self.cpu(workload, "e2e"), STRICT_Q1_CPU_BEFORE)
+                found.append(
+                    Target(
+                        workload,
+                        "e2e",
+                        "CPU per submission >= 25% below issue 18's 1.0 CPU-s",
+                        strict,
+                        0.75,
+                        "x before",
+                        _le(strict, 0.75),
+                    )
+                )
         return found
 
 
