@@ -100,3 +100,36 @@ def test_compose_stack_grades_a_seed_submission(stack: tuple[str, str]) -> None:
         assert body["result"]["status"] == "passed"
         assert body["result"]["environment"]["packages"]["httpx"] == "0.27.2"
         assert client.get("/readyz").json()["status"] == "ready"
+
+
+def test_the_worker_is_healthy_from_its_heartbeat_file(stack: tuple[str, str]) -> None:
+    """The worker's health check is a `find` on its heartbeat file, and it passes (issue 18)."""
+    import docker  # noqa: PLC0415  only this test looks at the containers
+
+    url, _ = stack
+    port = url.rsplit(":", 1)[1]
+    client = docker.from_env()
+    try:
+        api = next(
+            c
+            for c in client.containers.list(filters={"label": "com.docker.compose.service=api"})
+            if any(b and b[0].get("HostPort") == port for b in c.ports.values())
+        )
+        project = api.labels["com.docker.compose.project"]
+        labels = [f"com.docker.compose.project={project}", "com.docker.compose.service=worker"]
+        (worker,) = client.containers.list(filters={"label": labels})
+        deadline = time.monotonic() + 90
+        health: dict[str, object] = {}
+        while time.monotonic() < deadline:
+            worker.reload()
+            health = worker.attrs["State"].get("Health") or {}
+            if health.get("Status") == "healthy":
+                break
+            time.sleep(1)
+        assert health.get("Status") == "healthy", health
+        test = worker.attrs["Config"]["Healthcheck"]["Test"]
+        assert test[0] == "CMD-SHELL"
+        assert "find /tmp/grader-worker-heartbeat" in test[1]
+        assert "celery" not in " ".join(test)
+    finally:
+        client.close()

@@ -81,6 +81,20 @@ def cgroup_memory() -> dict[str, int | None]:
     return {"peak_bytes": peak, "oom_kills": oom_kills}
 
 
+def pids_limit_hits() -> int | None:
+    """How many forks the container's pids limit has refused so far (cgroup ``pids.events``)."""
+    for path in ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events"):
+        try:
+            with open(path, encoding="ascii") as handle:
+                for line in handle:
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _read_int(path: str) -> int | None:
     try:
         with open(path, encoding="ascii") as handle:
@@ -283,6 +297,7 @@ def _serve_one(started: float, zygote: Zygote | None, runs: int) -> tuple[dict[s
     report: dict[str, Any] = {"event": "report", "version": PROTOCOL_VERSION}
     try:
         oom_before = cgroup_memory()["oom_kills"] if zygote is not None else None
+        pids_before = pids_limit_hits() if zygote is not None else None
         submission, leftover = read_submission()
         job = parse_job(submission)
         write_files(job.files)
@@ -309,6 +324,7 @@ def _serve_one(started: float, zygote: Zygote | None, runs: int) -> tuple[dict[s
         and not report.get("timed_out")
         and not report.get("output_limit_exceeded")
         and not memory.get("oom_kills")
+        and pids_limit_hits() == pids_before  # a fork refused at the pids limit is a limit hit
         and (report["status"] == "syntax_error" or report["child_report"]["status"] == "ok")
     )
     return report, plain
