@@ -142,9 +142,9 @@ def report(results: dict[str, dict[str, dict[str, float]]], runs: int, idle: flo
         lines += [
             f"## profile `{profile}`",
             "",
-            "| step | wall s | host total | " + " | ".join(named) + " | rest |",
+            "| step | wall s | host total | " + " | ".join(named) + " | rest | rest net |",
         ]
-        lines.append("|---|" + "---|" * (len(named) + 3))
+        lines.append("|---|" + "---|" * (len(named) + 4))
         for step in (*STEPS, "all"):
             values = (
                 steps[step]
