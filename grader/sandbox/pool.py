@@ -1,8 +1,8 @@
 """A warm pool: pre-started sandboxes that each take exactly one submission.
 
 The pool itself never reuses a container (reuse mode keeps used ones apart: ``reuse.py``);
-it only moves the
-start-up cost (container start, package imports) off the submission's path. A background
+it only moves the start-up cost (container start, package imports) off the submission's
+path. A background
 thread keeps ``size`` ready sandboxes per key (an environment and a pre-import profile),
 recycles expired ones and drains everything on ``close``. An empty pool is not an error: the
 caller starts one cold.
