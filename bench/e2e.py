@@ -369,3 +369,17 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=20)
+
+
+class EndToEndReuse(EndToEnd):
+    """The same path with the workers in reuse mode ``same-key`` (the bench's one API key)."""
+
+    key = "e2e-reuse"
+    label = "ours: HTTP end to end, reuse mode same-key, warm pool"
+
+    def _worker_settings(self) -> dict[str, str]:
+        return {
+            **super()._worker_settings(),
+            "GRADER_SANDBOX__REUSE__MODE": "same-key",
+            "GRADER_SANDBOX__REUSE__IDLE_PER_KEY": str(max(self.pool_size, 2)),
+        }

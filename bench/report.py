@@ -11,7 +11,9 @@ from typing import Any
 from .common import PACED_GAP, PhaseResult
 
 CONCURRENCY = (1, 2, 4, 8)
-VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e")
+VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e", "reuse", "e2e-reuse")
+POOLED = ("warm", "e2e", "reuse", "e2e-reuse")
+"""Variants with a warm pool (and, for the reuse ones, used containers) to report hits of."""
 SHORT = {
     "lower": "lower bound",
     "baseline": "docker run --rm",
@@ -19,6 +21,8 @@ SHORT = {
     "cold": "ours: runner cold",
     "warm": "ours: runner warm",
     "e2e": "ours: HTTP e2e warm",
+    "reuse": "ours: runner reuse (same-key)",
+    "e2e-reuse": "ours: HTTP e2e reuse (same-key)",
 }
 COLORS = {
     "lower": "#7f7f7f",
@@ -27,10 +31,14 @@ COLORS = {
     "cold": "#1f77b4",
     "warm": "#2ca02c",
     "e2e": "#9467bd",
+    "reuse": "#17becf",
+    "e2e-reuse": "#e377c2",
 }
 TARGET_P50 = 0.25
 TARGET_SPEEDUP = 3.5
 TARGET_OVERHEAD = 1.5
+STRICT_Q1_CPU_BEFORE = 1.0
+"""CPU-s per Q1 submission over HTTP in strict mode when issue 18 was filed (its 'today')."""
 BUSY_HOST = 0.25
 """Host CPU-s/s while the benchmark idles above which the run is flagged as shared."""
 
@@ -177,6 +185,54 @@ class Run:
                             judge(other, threshold) if other is not None else None,
                         )
                     )
+        found += self.cost_targets()
+        return found
+
+    def cost_targets(self) -> list[Target]:
+        """Issue 18's cost targets: reuse mode (same-key) over HTTP, and strict mode's CPU."""
+        found: list[Target] = []
+        for workload in self.workloads:
+            lower_thr = self.throughput(workload, "lower", 4)
+            peer_thr = self.throughput(workload, "epicbox", 4)
+            thr = self.throughput(workload, "e2e-reuse", 4)
+            cpu = self.cpu(workload, "e2e-reuse")
+            checks: list[tuple[str, float | None, float, str, bool]] = [
+                (
+                    "throughput at c=4 >= 0.5x the lower bound's",
+                    _div(thr, lower_thr),
+                    0.5,
+                    "x LB",
+                    True,
+                ),
+                ("throughput at c=4 >= 5x epicbox's", _div(thr, peer_thr), 5.0, "x epicbox", True),
+                (
+                    "CPU per submission <= 2x the lower bound's",
+                    _div(cpu, self.cpu(workload, "lower")),
+                    2.0,
+                    "x LB",
+                    False,
+                ),
+            ]
+            for name, value, threshold, unit, at_least in checks:
+                judge = _ge if at_least else _le
+                found.append(
+                    Target(
+                        workload, "e2e-reuse", name, value, threshold, unit, judge(value, threshold)
+                    )
+                )
+            if workload == "q1":
+                strict = _div(self.cpu(workload, "e2e"), STRICT_Q1_CPU_BEFORE)
+                found.append(
+                    Target(
+                        workload,
+                        "e2e",
+                        "CPU per submission >= 25% below issue 18's 1.0 CPU-s",
+                        strict,
+                        0.75,
+                        "x before",
+                        _le(strict, 0.75),
+                    )
+                )
         return found
 
 
@@ -354,7 +410,7 @@ def _absolute_table(run: Run, workload: str) -> list[str]:
             continue
         latency = run.latency_phase(workload, key)
         first = run.phase(workload, key, 1)
-        hits = first.pool_hit_ratio if first is not None and key in ("warm", "e2e") else None
+        hits = first.pool_hit_ratio if first is not None and key in POOLED else None
         paced = key in run.paced.get(workload, {})
         b2b = _fmt(run.p50_back_to_back(workload, key)) if paced else "same"
         throughputs = [_fmt(run.throughput(workload, key, c), 2) for c in CONCURRENCY]
@@ -406,7 +462,7 @@ def _errors_section(run: Run) -> list[str]:
             phases += [(str(c), p) for c, p in sorted(by_variant.get(key, {}).items())]
             for c, phase in phases:
                 hits = phase.pool_hit_ratio
-                if key not in ("warm", "e2e") and not phase.errors:
+                if key not in POOLED and not phase.errors:
                     continue
                 first = next((s.error for s in phase.samples if s.error), "")
                 lines.append(

@@ -52,7 +52,7 @@ from .common import (
     closed_loop,
 )
 from .report import SHORT, VARIANT_ORDER, Run, write_all
-from .variants import IMAGE, Baseline, Cold, Epicbox, LowerBound, Variant, Warm
+from .variants import IMAGE, Baseline, Cold, Epicbox, LowerBound, Reuse, Variant, Warm
 from .workloads import ENVIRONMENT, Workload, load_workloads
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -100,7 +100,7 @@ Factory = tuple[type[Variant], Callable[[], Variant]]
 
 
 def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Factory]:
-    from .e2e import EndToEnd  # noqa: PLC0415  imports grader.testing: only when needed
+    from .e2e import EndToEnd, EndToEndReuse  # noqa: PLC0415  imports grader.testing: lazily
 
     factories: dict[str, Factory] = {
         "lower": (LowerBound, LowerBound),
@@ -111,6 +111,13 @@ def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Facto
         "e2e": (
             EndToEnd,
             lambda: EndToEnd(
+                worker_concurrency=args.worker_concurrency, pool_size=args.worker_pool_size
+            ),
+        ),
+        "reuse": (Reuse, lambda: Reuse(args.pool_size)),
+        "e2e-reuse": (
+            EndToEndReuse,
+            lambda: EndToEndReuse(
                 worker_concurrency=args.worker_concurrency, pool_size=args.worker_pool_size
             ),
         ),

@@ -29,6 +29,7 @@ import docker.errors
 from grader.constants import LABEL_PREFIX, SANDBOX_UID
 from grader.domain import Limits, Observation, RunMode, RunStatus, TestOutcome
 from grader.sandbox import DockerSandbox, PreimportProfile, ReadyContainer
+from grader.settings import ReuseMode, ReuseSettings, Settings
 
 from .common import PhasePlan, Sample
 from .workloads import ENVIRONMENT, Workload
@@ -38,7 +39,10 @@ LAUNCHER = BENCH_DIR / "launcher.py"
 EPICBOX_VENV = BENCH_DIR / ".venv-epicbox"
 EPICBOX_REQUIREMENTS = ("epicbox==1.1.0", "docker<5", "urllib3<1.26", "requests<2.29")
 LABEL_BENCH_RUN = f"{LABEL_PREFIX}.bench.run"
-IMAGE = f"grader-env/{ENVIRONMENT}:latest"
+IMAGE = f"{Settings().images.repository}/{ENVIRONMENT}:latest"
+"""The environment image (``GRADER_IMAGES__REPOSITORY`` chooses its repository)."""
+TENANT = "bench"
+"""The API key id the reuse variants' runs carry (one platform submitting)."""
 LIMITS = Limits()
 """Our default limits (wall 5 s, 256 MiB, 64 pids, 1 CPU): every variant uses their like."""
 
@@ -113,7 +117,7 @@ class _Ours(Variant):
         self.sandbox: DockerSandbox | None = None
 
     def start(self) -> None:
-        self.sandbox = DockerSandbox.from_env()
+        self.sandbox = DockerSandbox.from_env(repository=Settings().images.repository)
 
     def _sample(self, workload: Workload, obs: Observation, latency: float) -> Sample:
         ok, error = observation_ok(workload, obs)
@@ -255,6 +259,46 @@ class Warm(Cold):
 
     def describe(self) -> dict[str, Any]:
         return {"limits": LIMITS.model_dump(), "pool_size": self.pool_size}
+
+
+class Reuse(Warm):
+    """``DockerSandbox.run`` in reuse mode ``same-key`` (one tenant), with the same warm pool.
+
+    A used container, restored and verified by its supervisor, takes the tenant's next run;
+    the pool serves only when none is waiting. ``idle_per_key`` is the pool size, so that at
+    concurrency 4 every container in use can wait for the next run.
+    """
+
+    key = "reuse"
+    label = "ours: runner, reuse mode same-key, warm pool"
+
+    def start(self) -> None:
+        reuse = ReuseSettings(mode=ReuseMode.SAME_KEY, idle_per_key=self.pool_size)
+        self.sandbox = DockerSandbox.from_env(repository=Settings().images.repository, reuse=reuse)
+        self.sandbox.start_pool([ENVIRONMENT], size=self.pool_size, limits=LIMITS)
+        self._wait_full()
+
+    def submit(self, workload: Workload) -> Sample:
+        assert self.sandbox is not None  # noqa: S101
+        request = workload.request.model_copy(update={"tenant": TENANT})
+        started = time.monotonic()
+        obs = self.sandbox.run(ENVIRONMENT, request, LIMITS)
+        return self._sample(workload, obs, time.monotonic() - started)
+
+    def settle(self) -> None:
+        assert self.sandbox is not None  # noqa: S101
+        self.sandbox.shelf.wait_settled()
+        super().settle()
+
+    def describe(self) -> dict[str, Any]:
+        assert self.sandbox is not None  # noqa: S101
+        shelf = self.sandbox.shelf
+        return {
+            **super().describe(),
+            "reuse": shelf.settings.model_dump(mode="json"),
+            "recycled": shelf.recycled,
+            "discarded": dict(shelf.discarded),
+        }
 
 
 # baseline -----------------------------------------------------------------------------------

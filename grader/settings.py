@@ -7,6 +7,7 @@ Environment variables use the ``GRADER_`` prefix and ``__`` for nesting, for exa
 from __future__ import annotations
 
 import hashlib
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -40,6 +41,30 @@ class ImageSettings(BaseModel):
     )
 
 
+class ReuseMode(StrEnum):
+    """Whether a sandbox container may serve more than one run (docs/security.md, "Reuse")."""
+
+    OFF = "off"
+    """Strict: one container per run, never reused (the default)."""
+    SAME_KEY = "same-key"
+    """A container serves only submissions sent with one API key."""
+    ANY = "any"
+    """A container serves any submission of its environment and profile."""
+
+
+class ReuseSettings(BaseModel):
+    """Reuse mode: containers restored to pristine and verified between runs, within bounds."""
+
+    mode: ReuseMode = ReuseMode.OFF
+    max_runs: int = Field(default=50, ge=1, description="Runs one container serves at most")
+    max_age_seconds: float = Field(
+        default=300.0, gt=0, description="A container older than this takes no further run"
+    )
+    idle_per_key: int = Field(
+        default=2, ge=1, description="Used containers kept waiting per environment, profile, key"
+    )
+
+
 class SandboxSettings(BaseModel):
     """How runs are sandboxed: defaults, ceilings, runtime."""
 
@@ -64,6 +89,7 @@ class SandboxSettings(BaseModel):
         default=2.0, gt=0, description="Time past the wall limit before the container is killed"
     )
     report_max_bytes: int = Field(default=4 * 1024 * 1024, ge=64 * 1024)
+    reuse: ReuseSettings = Field(default_factory=ReuseSettings)
     deployment: str = Field(
         default="default",
         pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$",

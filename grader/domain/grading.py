@@ -112,5 +112,6 @@ def grade(
             reason=refused or f"{challenge.qualified_id} has no expectation in {environment}",
         )
     request = request_for(challenge, submission.code or "", expectation, files=submission.files)
+    request = request.model_copy(update={"tenant": submission.key_id})
     observation = sandbox.run(environment, request, limits)
     return compare(challenge.kind, expectation, observation)

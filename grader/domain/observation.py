@@ -91,6 +91,10 @@ class RunRequest(_Frozen):
             raise ValueError("cases run in script mode, each with its own stdin")
         return self
 
+    tenant: str | None = None
+    """Who sent it (the API key's id). In ``same-key`` reuse mode a container serves only one
+    tenant's runs; it never enters the container."""
+
 
 class CapturedStream(_Frozen):
     """A byte-capped output stream, decoded as UTF-8 with replacement characters."""

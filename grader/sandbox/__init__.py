@@ -9,7 +9,8 @@ from .engine import EnvironmentImage, connect, image_tag
 from .images import BuildResult, ImageBuilder
 from .pool import Activity, WarmPool
 from .preimport import PreimportProfile
-from .runner import DockerSandbox, ReadyContainer
+from .ready import ReadyContainer
+from .runner import DockerSandbox
 from .service_image import build_service_image
 
 __all__ = [

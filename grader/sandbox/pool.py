@@ -1,10 +1,10 @@
 """A warm pool: pre-started sandboxes that each take exactly one submission.
 
-Isolation stays strict (one container per run, never reused); the pool only moves the
-start-up cost (container start, package imports) off the submission's path. A background
-thread keeps ``size`` ready sandboxes per key (an environment and a pre-import profile),
-recycles expired ones and drains everything on ``close``. An empty pool is not an error: the
-caller starts one cold.
+The pool itself never reuses a container (reuse mode keeps used ones apart: ``reuse.py``);
+it only moves the start-up cost (container start, package imports) off the submission's
+path. A background thread keeps ``size`` ready sandboxes per key (an environment and a
+pre-import profile), recycles expired ones and drains everything on ``close``. An empty pool
+is not an error: the caller starts one cold.
 
 Refills are upkeep, and upkeep waits for a quiet moment: a container start next to a run
 slows the run (seed Q1: 57 ms alone, 86 ms beside a start on two cores). While any ``busy``

@@ -54,9 +54,10 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def harness_argv(preimport: tuple[str, ...]) -> list[str]:
-    """The container's command: the harness, pre-importing ``preimport`` before it is ready."""
-    return [*HARNESS_COMMAND, "--preimport", *preimport]
+def harness_argv(preimport: tuple[str, ...], *, reuse: bool = False) -> list[str]:
+    """The container's command: the harness, pre-importing ``preimport`` before it is ready;
+    with ``reuse``, serving one run after another (restored and verified in between)."""
+    return [*HARNESS_COMMAND, *(["--reuse"] if reuse else []), "--preimport", *preimport]
 
 
 class HarnessLimits(_Strict):
@@ -163,6 +164,13 @@ class ReadyEvent(_Strict):
     preimported: list[str]
     preimport_failed: dict[str, str]
     python: str
+    reuse: bool = False
+    runs: int = Field(default=0, ge=0)
+    """Runs served so far; above 0 this is the line after a restore (reuse mode)."""
+    verified: bool | None = None
+    problems: list[Annotated[str, StringConstraints(max_length=300)]] = Field(
+        default_factory=list, max_length=20
+    )
 
 
 class WireStream(_Strict):

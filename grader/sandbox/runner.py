@@ -1,9 +1,10 @@
-"""The Docker sandbox: ``run`` an environment's snippet in a fresh container, get an Observation.
+"""The Docker sandbox: ``run`` an environment's snippet in a container, get an Observation.
 
-One fresh container per run, never reused, hardened at creation (``containers.py``,
+Strict by default: one fresh container per run, hardened at creation (``containers.py``,
 docs/security.md). The submission goes in over the attach stream's stdin; the supervisor's
-report comes back over the attach stream's stdout, byte-capped (``protocol.py``). A warm pool
-of ready containers takes the start-up off the submission's path (``pool.py``).
+report comes back over its stdout, byte-capped (``protocol.py``). A warm pool takes the
+start-up off the submission's path (``pool.py``); reuse mode, opt-in, lets a container restored
+and verified after a plain run serve its tenant again (``reuse.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -21,7 +21,7 @@ import structlog
 from ..constants import ENV_IMAGE_REPO
 from ..domain import Limits, Observation, RunRequest, RunStatus
 from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxError
-from ..settings import SandboxSettings
+from ..settings import ReuseSettings, SandboxSettings
 from .containers import Containers, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
@@ -34,9 +34,10 @@ from .protocol import (
     harness_argv,
     parse_line,
 )
+from .ready import ReadyContainer
 from .report import to_observation
+from .reuse import Shelf
 from .seccomp import seccomp_policy
-from .stream import AttachStream
 
 log = structlog.get_logger(__name__)
 BUILTIN_SECCOMP = "builtin"
@@ -45,25 +46,9 @@ READY_TIMEOUT = 30.0
 """Seconds a fresh container may take to import its packages and say it is ready."""
 REMOVAL_DEFER_MAX = 5.0
 """Seconds a finished container's removal may wait for a moment without runs."""
-DEFAULT_DEPLOYMENT = "default"
-"""The deployment label of sandboxes when none is configured (``GRADER_SANDBOX__DEPLOYMENT``)."""
+DEFAULT_DEPLOYMENT = "default"  # the label when none is configured (GRADER_SANDBOX__DEPLOYMENT)
 PoolKey = tuple[str, PreimportProfile]
 """What a warm container is ready for: an environment and a pre-import profile."""
-
-
-@dataclass
-class ReadyContainer:
-    """A started container whose harness is ready and waits for exactly one submission."""
-
-    stream: AttachStream
-    image: EnvironmentImage
-    limits: Limits
-    expires: float
-    profile: PreimportProfile = PreimportProfile.FULL
-
-    @property
-    def container_id(self) -> str:
-        return self.stream.container_id
 
 
 class DockerSandbox:
@@ -81,15 +66,18 @@ class DockerSandbox:
         deployment: str = DEFAULT_DEPLOYMENT,
         repository: str = ENV_IMAGE_REPO,
         preimport: bool = True,
+        reuse: ReuseSettings | None = None,
     ) -> None:
         self._client = client
         self.owner = owner or uuid.uuid4().hex[:12]
+        self.shelf = Shelf(reuse or ReuseSettings(), self.release)
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
+        policy = seccomp_policy(reuse=self.shelf.enabled) if seccomp == BUILTIN_SECCOMP else seccomp
         self.containers = Containers(
             client,
             owner=self.owner,
             deployment=deployment,
-            seccomp=seccomp_policy() if seccomp == BUILTIN_SECCOMP else seccomp,
+            seccomp=policy,
             runtime=runtime,
             report_max_bytes=report_max_bytes,
         )
@@ -122,6 +110,7 @@ class DockerSandbox:
             grace_seconds=settings.harness_grace_seconds,
             deployment=settings.deployment,
             repository=repository,
+            reuse=settings.reuse,
             **kwargs,
         )
 
@@ -177,6 +166,7 @@ class DockerSandbox:
         if self.pool is not None:
             self.pool.close()
             self.pool = None
+        self.shelf.close()
         if self._reaper is not None:
             self._reaper.join(timeout=30)
             self._reaper = None
@@ -204,17 +194,23 @@ class DockerSandbox:
         if request.learner is not None:
             return run_isolated(self, environment, request, limits)
         line = HarnessSubmission.of(request, limits).line()
+        tenant = self.shelf.tenant_of(request)
         with self.busy():
-            ready, warm = self.take(environment, request, limits)
+            ready, warm = self.take(environment, request, limits, tenant=tenant)
             try:
-                observation = self._execute(ready, line, request, limits, pool_hit=warm)
+                observation = self._execute(
+                    ready, line, request, limits, pool_hit=warm, keep=tenant is not None
+                )
             except BaseException as exc:
                 log.warning(
                     "sandbox_run_failed", container_id=ready.container_id, error=repr(exc)[:300]
                 )
                 self.destroy(ready)
                 raise
-        self.release(ready)
+        if tenant is None:
+            self.release(ready)
+        else:
+            self.shelf.after_run(ready, observation, tenant)
         log.info(
             "sandbox_run",
             container_id=ready.container_id,
@@ -227,10 +223,17 @@ class DockerSandbox:
         return observation
 
     def take(
-        self, environment: str, request: RunRequest, limits: Limits
+        self, environment: str, request: RunRequest, limits: Limits, *, tenant: str | None = None
     ) -> tuple[ReadyContainer, bool]:
-        """A ready container for ``request``: a warm one when the pool has it (then True)."""
+        """A ready container for ``request``: a warm one when the pool has it (then True).
+
+        With a ``tenant`` (reuse mode) a used container of that tenant comes first.
+        """
         profile = self.profile_for(environment, request)
+        if tenant is not None:
+            used = self.shelf.take((environment, profile), tenant, limits)
+            if used is not None:
+                return used, True
         warm = self.pool.take((environment, profile), limits) if self.pool is not None else None
         return warm or self.prestart(environment, limits, profile=profile), warm is not None
 
@@ -256,11 +259,15 @@ class DockerSandbox:
         """Create and start a container, and wait until its harness has pre-imported."""
         image = self.resolve(environment)
         lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
+        reuse = self.shelf.enabled
+        if reuse:  # the reaper must not remove a container that may still serve runs
+            lifetime = max(lifetime, self.shelf.settings.max_age_seconds + 60)
         expires = time.time() + lifetime
         modules = image.preimport if self._preimport and profile is PreimportProfile.FULL else ()
+        argv = harness_argv(modules, reuse=reuse)
         container_id: str | None = None
         try:
-            container_id = self.containers.create(image, limits, expires, harness_argv(modules))
+            container_id = self.containers.create(image, limits, expires, argv)
             stream = self.containers.attach_and_start(container_id)
         except SandboxError as exc:
             if isinstance(exc, NotInEngine):
@@ -268,7 +275,7 @@ class DockerSandbox:
             if container_id is not None:
                 self.containers.remove(container_id)
             raise SandboxError(f"cannot start a sandbox for {environment}: {exc}") from None
-        ready = ReadyContainer(stream, image, limits, expires, profile)
+        ready = ReadyContainer(stream, image, limits, expires, profile, reuse=reuse)
         try:
             self._await_ready(ready)
         except BaseException:
@@ -296,10 +303,7 @@ class DockerSandbox:
     def execute(
         self, ready: ReadyContainer, request: RunRequest, limits: Limits, *, pool_hit: bool
     ) -> Observation:
-        """Hand ``request`` to a ready container and read its report (the timed part of a run).
-
-        The container is not removed here: ``run`` does that, off the caller's path.
-        """
+        """Hand ``request`` to a ready container and read its report (not removed here)."""
         line = HarnessSubmission.of(request, limits).line()
         return self._execute(ready, line, request, limits, pool_hit=pool_hit)
 
@@ -311,7 +315,9 @@ class DockerSandbox:
         limits: Limits,
         *,
         pool_hit: bool,
+        keep: bool = False,
     ) -> Observation:
+        """Send ``line``, read the report; ``keep`` the attach stream open when a report came."""
         stream = ready.stream
         # The report carries both streams base64-encoded (4/3) plus the child's report.
         runs = max(1, len(request.cases))  # each stdin case captures its own streams
@@ -324,7 +330,8 @@ class DockerSandbox:
         deadline = time.monotonic() + limits.wall_seconds + self.grace
         answer = stream.read_line(deadline)
         hit_deadline = answer is None and time.monotonic() >= deadline
-        stream.close()  # before kill: a half-read attach stream stalls the container's exit
+        if answer is None or not keep:
+            stream.close()  # before kill: a half-read attach stream stalls the container's exit
         if answer is None:
             return self._without_report(ready, request, pool_hit=pool_hit, deadline=hit_deadline)
         report: FinalReport = parse_line(answer, FinalReport)

@@ -24,7 +24,15 @@ from pathlib import Path
 _POLICY_PATH = Path(__file__).with_name("seccomp.json")
 
 
-def seccomp_policy() -> str:
-    """The policy as compact JSON text, as Docker's ``seccomp=`` option takes it."""
-    text = _POLICY_PATH.read_text(encoding="utf-8")
-    return json.dumps(json.loads(text), separators=(",", ":"))
+def seccomp_policy(*, reuse: bool = False) -> str:
+    """The policy as compact JSON text, as Docker's ``seccomp=`` option takes it.
+
+    With ``reuse`` the POSIX message queue calls are refused too: a queue outlives its
+    creator in the container's IPC namespace, and without mounting ``mqueue`` (a capability
+    we drop) a restore could neither list nor remove it.
+    """
+    policy = json.loads(_POLICY_PATH.read_text(encoding="utf-8"))
+    if reuse:
+        for rule in policy["syscalls"]:
+            rule["names"] = [n for n in rule["names"] if not n.startswith("mq_")]
+    return json.dumps(policy, separators=(",", ":"))

@@ -176,3 +176,40 @@ def test_compose_stack_takes_a_pushed_set_and_serves_the_pages(
         assert quiz.status_code == 200
         assert "Async Test Mastery" in quiz.text
         assert browser.get("/static/style.css").status_code == 200
+
+
+def test_the_health_checks_pass_without_starting_python(stack: tuple[str, str]) -> None:
+    """The worker's check is a `find` on its heartbeat file, the API's a bash request (issue 18),
+    and both report healthy."""
+    import docker  # noqa: PLC0415  only this test looks at the containers
+
+    url, _ = stack
+    port = url.rsplit(":", 1)[1]
+    client = docker.from_env()
+    try:
+        api = next(
+            c
+            for c in client.containers.list(filters={"label": "com.docker.compose.service=api"})
+            if any(b and b[0].get("HostPort") == port for b in c.ports.values())
+        )
+        project = api.labels["com.docker.compose.project"]
+        labels = [f"com.docker.compose.project={project}", "com.docker.compose.service=worker"]
+        (worker,) = client.containers.list(filters={"label": labels})
+        for container in (worker, api):
+            deadline = time.monotonic() + 90
+            health: dict[str, object] = {}
+            while time.monotonic() < deadline:
+                container.reload()
+                health = container.attrs["State"].get("Health") or {}
+                if health.get("Status") == "healthy":
+                    break
+                time.sleep(1)
+            assert health.get("Status") == "healthy", health
+        worker_test = worker.attrs["Config"]["Healthcheck"]["Test"]
+        assert worker_test[0] == "CMD-SHELL"
+        assert "find /tmp/grader-worker-heartbeat" in worker_test[1]
+        api_test = api.attrs["Config"]["Healthcheck"]["Test"]
+        assert api_test[:3] == ["CMD", "bash", "-c"]
+        assert "python" not in " ".join(worker_test + api_test)
+    finally:
+        client.close()

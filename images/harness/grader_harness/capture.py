@@ -53,6 +53,7 @@ class Capture:
         "relay",
         "relay_fds",
         "report",
+        "rusage",
         "streams",
     )
 
@@ -66,6 +67,7 @@ class Capture:
         relay: Relay | None = None,
     ) -> None:
         self.relay = relay
+        self.rusage: Any = None  # the child's own, once it is reaped
         self.relay_fds: dict[int, int] = {}
         self.out = out
         self.err = err
@@ -95,8 +97,9 @@ class Capture:
                 return None, True, False
             if self._read_ready(remaining):
                 return None, False, True
-            done, status = os.waitpid(pid, os.WNOHANG)
+            done, status, rusage = os.wait4(pid, os.WNOHANG)
             if done:
+                self.rusage = rusage
                 return status, False, False
 
     def _read_ready(self, remaining: float) -> bool:

@@ -92,6 +92,22 @@ class Job:
         self.stdout_cap = stdout_cap
         self.stderr_cap = stderr_cap
 
+    def encode(self) -> bytes:
+        """The job as a submission line again (for the child of a reuse-mode run)."""
+        limits = {
+            "wall_seconds": self.wall_seconds,
+            "stdout_bytes": self.stdout_cap,
+            "stderr_bytes": self.stderr_cap,
+        }
+        raw = {"version": PROTOCOL_VERSION, "mode": self.mode, "entry": self.entry}
+        raw.update(files=self.files, state=self.state, modules=self.modules, limits=limits)
+        return json.dumps(raw, separators=(",", ":")).encode()
+
+    @staticmethod
+    def decode(data: bytes) -> Job:
+        """A job from ``encode``'s bytes."""
+        return parse_job(json.loads(data))
+
 
 def parse_job(raw: dict[str, Any]) -> Job:
     """Check the submission's shape; the worker built it, but we check anyway."""

@@ -21,16 +21,20 @@ import time
 from . import child
 from .capture import Capture, Stream
 from .cases import run_cases
+from .childsetup import compile_or_exit, forked_by_zygote, prepare_child
 from .protocol import (
     ISOLATED_MODES,
     MAX_CHILD_REPORT_BYTES,
     MAX_COMPILE_REPORT_BYTES,
     PROTOCOL_VERSION,
+    SUPPORTED_MODES,
     WORKDIR,
 )
 from .relay import Relay
-from .submission import HarnessError, Job, compile_files, parse_job, read_submission, write_files
+from .restore import Pristine, kill_all_others, restore, summary, verify
+from .submission import HarnessError, Job, parse_job, read_submission, write_files
 from .warmup import preimport
+from .zygote import Zygote
 
 # typing costs the container's start-up ~6 ms; annotations only need it for the checker.
 TYPE_CHECKING = False
@@ -78,6 +82,20 @@ def cgroup_memory() -> dict[str, int | None]:
     return {"peak_bytes": peak, "oom_kills": oom_kills}
 
 
+def pids_limit_hits() -> int | None:
+    """How many forks the container's pids limit has refused so far (cgroup ``pids.events``)."""
+    for path in ("/sys/fs/cgroup/pids/pids.events", "/sys/fs/cgroup/pids.events"):
+        try:
+            with open(path, encoding="ascii") as handle:
+                for line in handle:
+                    key, _, value = line.partition(" ")
+                    if key == "max":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def _read_int(path: str) -> int | None:
     try:
         with open(path, encoding="ascii") as handle:
@@ -86,8 +104,14 @@ def _read_int(path: str) -> int | None:
         return None
 
 
-def kill_everything_else() -> None:
-    """As PID 1, SIGKILL every other process in the container (orphans, daemons)."""
+def kill_everything_else(spare: int | None = None) -> None:
+    """As PID 1, SIGKILL every other process in the container (orphans, daemons).
+
+    In reuse mode ``spare`` is the zygote, which must survive for the next run.
+    """
+    if spare is not None:
+        kill_all_others(spare)  # its problems show in the verification after the run
+        return
     try:
         os.kill(-1, signal.SIGKILL)
     except ProcessLookupError:
@@ -106,15 +130,24 @@ def reap() -> None:
 
 
 def supervise(
-    job: Job, leftover: bytes = b"", *, stdin: str | None = None, wall: float | None = None
+    job: Job,
+    leftover: bytes = b"",
+    zygote: Zygote | None = None,
+    *,
+    stdin: str | None = None,
+    wall: float | None = None,
 ) -> dict[str, Any]:
     """Fork the child, capture its pipes and exit, and return the report fields.
 
     The child reads ``stdin`` (the job's own when None) and runs for at most ``wall`` seconds
     (the job's limit when None). In the isolated modes the child also gets a frame pipe each
     way, relayed through our stdin and stdout (``leftover``: what stdin already held after
-    the submission line).
+    the submission line). With a ``zygote`` (reuse mode) the zygote forks the child instead
+    of this process; a job with stdin or cases never runs in a reused container (the worker
+    sends it to a fresh one, removed after it), so it is forked here.
     """
+    if zygote is not None and job.mode not in ISOLATED_MODES and not job.stdin and not job.cases:
+        return _supervise_from(zygote, job)
     stdin_fd = stdin_descriptor(job.stdin if stdin is None else stdin)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -135,8 +168,8 @@ def supervise(
             read_ends: tuple[int, ...] = (out_r, err_r, rep_r, cmp_r)
             if rpc is not None:
                 keep, read_ends = keep + rpc[:2], read_ends + rpc[2:]
-            _prepare_child(stdin_fd, out_w, err_w, keep, read_ends)
-            code = _compile_or_exit(job, cmp_w)
+            prepare_child(out_w, err_w, keep, read_ends, stdin_fd)
+            code = compile_or_exit(job, cmp_w)
             channel = rpc[:2] if rpc is not None else None
             child.main(
                 job.mode, entry_path, code, snippet_files, job.state, rep_w, channel, job.modules
@@ -180,86 +213,55 @@ def stdin_descriptor(text: str) -> int:
     return fd
 
 
-def _compile_or_exit(job: Job, fd: int) -> Any:
-    """Compile in the child, before any snippet code runs; say how it went, then close ``fd``.
+def _supervise_from(zygote: Zygote, job: Job) -> dict[str, Any]:
+    """Reuse mode: the pristine zygote forks the child, which reads its job from a pipe."""
+    job_r, job_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    rep_r, rep_w = os.pipe()
+    cmp_r, cmp_w = os.pipe()
+    started = time.monotonic()
+    pid = zygote.spawn([job_r, out_w, err_w, rep_w, cmp_w])
+    for fd in (job_r, out_w, err_w, rep_w, cmp_w):
+        os.close(fd)
+    write_all(job_w, job.encode())
+    os.close(job_w)
+    capture = Capture(
+        pid,
+        Stream(out_r, job.stdout_cap),
+        Stream(err_r, job.stderr_cap),
+        Stream(rep_r, MAX_CHILD_REPORT_BYTES),
+        Stream(cmp_r, MAX_COMPILE_REPORT_BYTES),
+    )
+    return _observe(job.wall_seconds, pid, started, capture, spare=zygote.pid)
 
-    The first line on the compile pipe is written before the snippet can run, so only that
-    line is believed; a compile failure ends the child here.
-    """
-    code, failure = compile_files(job)
-    data = (json.dumps({"syntax_error": failure}, separators=(",", ":")) + "\n").encode()
-    view = memoryview(data[:MAX_COMPILE_REPORT_BYTES])
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` whole on ``fd``."""
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-    os.close(fd)
-    if failure is not None:
-        os._exit(1)
-    return code
 
 
-def _prepare_child(
-    stdin_fd: int, out_w: int, err_w: int, keep: tuple[int, ...], read_ends: tuple[int, ...]
-) -> None:
-    """Wire the child's descriptors, environment and signals before any snippet code runs."""
-    for fd in read_ends:
-        os.close(fd)
-    os.dup2(stdin_fd, 0)
-    os.dup2(out_w, 1)
-    os.dup2(err_w, 2)
-    for fd in (stdin_fd, out_w, err_w):
-        if fd > 2:
-            os.close(fd)
-    low = 3
-    for fd in sorted(keep):  # close everything else we inherited
-        os.closerange(low, fd)
-        low = fd + 1
-    os.closerange(low, 1 << 16)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_DFL)
-    try:  # if memory runs out, the snippet's process is the one to go
-        with open("/proc/self/oom_score_adj", "w", encoding="ascii") as handle:
-            handle.write("1000")
-    except OSError:
-        pass
-    os.chdir(WORKDIR)
-    os.environ.clear()
-    os.environ.update({"HOME": WORKDIR, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
-    sys.dont_write_bytecode = True
-    sys.argv = [os.path.join(WORKDIR, "main.py")]
-    sys.path.insert(0, WORKDIR)
-    # Line-buffered, as on a terminal, so prints and raw writes keep their order.
-    sys.stdout = open(
-        1,
-        "w",
-        encoding="utf-8",
-        errors="backslashreplace",
-        closefd=False,
-        buffering=1,
-    )
-    sys.stderr = open(
-        2,
-        "w",
-        encoding="utf-8",
-        errors="backslashreplace",
-        closefd=False,
-        buffering=1,
-    )
-    sys.stdin = open(0, encoding="utf-8", closefd=False)
-    sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin  # type: ignore[misc]
-
-
-def _observe(wall: float, pid: int, started: float, capture: Capture) -> dict[str, Any]:
-    """Watch the child to its end or a broken limit, kill every process left, describe the run."""
-    status, timed_out, output_limit = capture.watch(pid, started + wall)
-    kill_everything_else()
+def _observe(
+    limit: float, pid: int, started: float, capture: Capture, spare: int | None = None
+) -> dict[str, Any]:
+    """Watch the child to its end or a broken limit (``limit`` seconds), kill every process
+    left (but the zygote, ``spare``), describe the run."""
+    status, timed_out, output_limit = capture.watch(pid, started + limit)
+    if spare is not None and status is None:  # reap the child before reaping everyone else
+        os.kill(pid, signal.SIGKILL)
+        _, status, capture.rusage = os.wait4(pid, 0)
+    kill_everything_else(spare)
     if status is None:
-        _, status = os.waitpid(pid, 0)
+        _, status, capture.rusage = os.wait4(pid, 0)
     # Every writer is dead now: drain what is buffered in the pipes, then close them.
     capture.close()
     reap()
     wall = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if spare is not None and capture.rusage is not None:
+        usage = capture.rusage  # RUSAGE_CHILDREN adds up every run of the container
     failure = capture.compile_failure()
     return {
         "status": "syntax_error" if failure is not None else "completed",
@@ -278,39 +280,101 @@ def _observe(wall: float, pid: int, started: float, capture: Capture) -> dict[st
 
 
 def main(argv: list[str]) -> int:
-    """Serve exactly one submission; always write one report line."""
+    """Serve one submission (``--reuse``: one after another); one report line for each.
+
+    In reuse mode the container takes another submission only after a run that ended plainly
+    and a restore whose verification found nothing (``restore.py``); otherwise it ends.
+    """
     # PID 1 only receives signals it handles; ignore the ones a snippet could aim at us.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2):
         signal.signal(sig, signal.SIG_IGN)
     started = time.monotonic()
-    report: dict[str, Any] = {"event": "report", "version": PROTOCOL_VERSION}
+    zygote: Zygote | None = None
+    pristine = Pristine()
     try:
         make_non_dumpable()
         modules = [m for m in argv if m and not m.startswith("-")] if "--preimport" in argv else []
         failed = preimport(modules)
-        emit(
-            {
-                "event": "ready",
-                "version": PROTOCOL_VERSION,
-                "pid": os.getpid(),
-                "preimported": [m for m in modules if m not in failed],
-                "preimport_failed": failed,
-                "python": sys.version.split()[0],
-            }
-        )
+        ready: dict[str, Any] = {
+            "event": "ready",
+            "version": PROTOCOL_VERSION,
+            "pid": os.getpid(),
+            "preimported": [m for m in modules if m not in failed],
+            "preimport_failed": failed,
+            "python": sys.version.split()[0],
+        }
+        if "--reuse" in argv:
+            zygote = Zygote(forked_by_zygote)  # forked warm, before any run's data exists
+            pristine.record()
+            ready["reuse"] = True
+    except Exception as exc:
+        emit(_harness_error(f"{type(exc).__name__}: {exc}", started))
+        return 0
+    emit(ready)
+    runs = 0
+    while True:
+        report, plain = _serve_one(started, zygote, runs)
+        emit(report)
+        runs += 1
+        if zygote is None or not plain:
+            return 0
+        problems = restore(zygote.pid)
+        problems += verify(pristine, zygote.pid, zygote.state())
+        emit({**ready, "runs": runs, **summary(problems)})
+        if problems:
+            return 0
+        started = time.monotonic()
+
+
+def _serve_one(started: float, zygote: Zygote | None, runs: int) -> tuple[dict[str, Any], bool]:
+    """Read one submission, run it; the report, and whether the run ended plainly."""
+    report: dict[str, Any] = {"event": "report", "version": PROTOCOL_VERSION}
+    try:
+        oom_before = cgroup_memory()["oom_kills"] if zygote is not None else None
+        pids_before = pids_limit_hits() if zygote is not None else None
         submission, leftover = read_submission()
         job = parse_job(submission)
         write_files(job.files)
         report["mode"] = job.mode
         report.update(
-            run_cases(job, supervise, cgroup_memory) if job.cases else supervise(job, leftover)
+            run_cases(job, supervise, cgroup_memory)
+            if job.cases
+            else supervise(job, leftover, zygote)
         )
     except HarnessError as exc:
-        report["status"] = "harness_error"
-        report["error"] = str(exc)
+        return _harness_error(str(exc), started), False
     except Exception as exc:
-        report["status"] = "harness_error"
-        report["error"] = f"{type(exc).__name__}: {exc}"
+        return _harness_error(f"{type(exc).__name__}: {exc}", started), False
     report["harness_seconds"] = round(time.monotonic() - started, 6)
-    emit(report)
-    return 0
+    if zygote is None:
+        return report, False
+    memory = report.get("memory") or {}
+    if runs:  # the cgroup's peak is the container's, over every run so far: not this run's
+        memory["peak_bytes"] = None
+    if oom_before is not None and memory.get("oom_kills") is not None:
+        memory["oom_kills"] -= oom_before
+    plain = (
+        job.mode in SUPPORTED_MODES
+        and not job.stdin  # forked by this process, not the zygote: never reused
+        and not job.cases
+        and not leftover
+        and report.get("status") in ("completed", "syntax_error")
+        and report.get("exit_code") is not None
+        and report.get("signal") is None
+        and not report.get("timed_out")
+        and not report.get("output_limit_exceeded")
+        and not memory.get("oom_kills")
+        and pids_limit_hits() == pids_before  # a fork refused at the pids limit is a limit hit
+        and (report["status"] == "syntax_error" or report["child_report"]["status"] == "ok")
+    )
+    return report, plain
+
+
+def _harness_error(error: str, started: float) -> dict[str, Any]:
+    return {
+        "event": "report",
+        "version": PROTOCOL_VERSION,
+        "status": "harness_error",
+        "error": error,
+        "harness_seconds": round(time.monotonic() - started, 6),
+    }
