@@ -27,13 +27,7 @@ from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
 from .pool import Activity, WarmPool
 from .preimport import PreimportProfile, profile_for
-from .protocol import (
-    FinalReport,
-    HarnessSubmission,
-    ReadyEvent,
-    harness_argv,
-    parse_line,
-)
+from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
 from .report import to_observation
 from .reuse import Shelf
@@ -319,8 +313,9 @@ class DockerSandbox:
     ) -> Observation:
         """Send ``line``, read the report; ``keep`` the attach stream open when a report came."""
         stream = ready.stream
-        # The report carries both streams base64-encoded (4/3) plus the child's report.
-        runs = max(1, len(request.cases))  # each stdin case captures its own streams
+        # The report carries both streams base64-encoded (4/3) plus the child's report; each
+        # stdin case captures its own streams.
+        runs = max(1, len(request.cases))
         stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 * runs
         try:
             stream.send(line)
