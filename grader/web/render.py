@@ -17,6 +17,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from markdown_it import MarkdownIt
 from markupsafe import Markup
 from pygments import highlight as pygments_highlight
 from pygments.formatters import HtmlFormatter
@@ -49,6 +50,28 @@ def highlight(code: object) -> Markup:
     return Markup(pygments_highlight(visible(code), _LEXER, _FORMATTER))  # noqa: S704
 
 
+_INLINE = HtmlFormatter(nowrap=True)
+
+
+def _fence(code: str, language: str, _: object) -> str:
+    """A fenced block of a prompt, highlighted when it is Python (else escaped by the caller,
+    markdown-it, which also keeps a block that starts with ``<pre`` as it is)."""
+    if language.lower() in ("python", "py", ""):
+        spans = pygments_highlight(code, _LEXER, _INLINE)
+        return f'<pre class="highlight"><code>{spans}</code></pre>'
+    return ""
+
+
+# CommonMark without raw HTML: a prompt's tags are shown as text, never rendered.
+_MARKDOWN = MarkdownIt("commonmark", {"html": False, "highlight": _fence})
+
+
+def markdown(text: object) -> Markup:
+    """An instructor's prompt as HTML: CommonMark (code spans, fences highlighted, lists),
+    raw HTML escaped, controls made visible."""
+    return Markup(_MARKDOWN.render(visible(text)))  # noqa: S704
+
+
 def highlight_css() -> str:
     css: str = _FORMATTER.get_style_defs(".highlight")  # type: ignore[no-untyped-call]
     return css
@@ -57,6 +80,7 @@ def highlight_css() -> str:
 templates = Jinja2Templates(directory=TEMPLATES)
 templates.env.filters["visible"] = visible
 templates.env.filters["highlight"] = highlight
+templates.env.filters["markdown"] = markdown
 templates.env.globals["version"] = __version__
 
 
