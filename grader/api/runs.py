@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack, suppress
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -29,13 +30,13 @@ from ..settings import ApiKey
 from .errors import ErrorBody, error_responses
 from .security import has_role
 from .state import ApiState, api_state, current_key
+from .waiting import FINAL, until_final, wait_final
 
 router = APIRouter(
     prefix="/v1",
     tags=["runs"],
     responses=error_responses(400, 401, 403, 404, 413, 422, 429, 503),
 )
-FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
 def may_run(key: ApiKey) -> bool:
@@ -175,11 +176,9 @@ def _shown_to(key: ApiKey, run_id: str, record: Submission | None) -> Submission
 
 
 async def _wait(state: ApiState, key: ApiKey, run_id: str, seconds: float) -> Submission:
-    """Watch first, then re-read, so no announcement is missed."""
-    deadline = time.monotonic() + seconds
-    async with state.completions.watch(run_id) as announcements:
-        record = await _visible(state, key, run_id)
-        return await _until_final(announcements, state, key, record, deadline)
+    return await wait_final(
+        state.completions, state.store.get, partial(_shown_to, key), run_id, seconds
+    )
 
 
 async def _until_final(
@@ -189,20 +188,6 @@ async def _until_final(
     record: Submission,
     deadline: float,
 ) -> Submission:
-    """The record once final (the announcement carries it), or as it stands at the deadline;
-    a second without an announcement re-reads the store."""
-    while record.status not in FINAL:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            data: bytes | None = await asyncio.wait_for(announcements.get(), min(remaining, 1.0))
-        except TimeoutError:
-            data = None
-        if data is not None:
-            with suppress(ValueError):
-                published = Submission.model_validate_json(data)
-                if published.id == record.id and published.status in FINAL:
-                    return _shown_to(key, record.id, published)
-        record = await _visible(state, key, record.id)
-    return record
+    return await until_final(
+        announcements, state.store.get, partial(_shown_to, key), record, deadline
+    )

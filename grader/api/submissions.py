@@ -6,6 +6,7 @@ import asyncio
 import time
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
@@ -38,6 +39,7 @@ from .models import BatchAnswer, PublicSubmission
 from .security import has_role
 from .state import ApiState, api_state, current_key
 from .tracing import current_request_id
+from .waiting import FINAL, until_final, wait_final
 
 router = APIRouter(
     prefix="/v1",
@@ -46,7 +48,6 @@ router = APIRouter(
 )
 _ADMISSION = error_responses(409)
 _LOCATION = {"Location": {"description": "The submission's URL", "schema": {"type": "string"}}}
-FINAL = (SubmissionStatus.DONE, SubmissionStatus.FAILED)
 
 
 class BatchRequest(BaseModel):
@@ -352,25 +353,10 @@ def _shown_to(key: ApiKey, submission_id: str, submission: Submission | None) ->
     return submission
 
 
-def _published(submission_id: str, data: bytes | None) -> Submission | None:
-    """The final record carried by an announcement, if it is one."""
-    if data is None:
-        return None
-    try:
-        submission = Submission.model_validate_json(data)
-    except ValueError:
-        return None
-    if submission.id != submission_id or submission.status not in FINAL:
-        return None
-    return submission
-
-
 async def _wait(state: ApiState, key: ApiKey, submission_id: str, seconds: float) -> Submission:
-    """Wait for completion: watch first, then re-check, so no announcement is missed."""
-    deadline = time.monotonic() + seconds
-    async with state.completions.watch(submission_id) as announcements:
-        submission = await _visible(state, key, submission_id)
-        return await _until_final(announcements, state, key, submission, deadline)
+    return await wait_final(
+        state.completions, state.store.get, partial(_shown_to, key), submission_id, seconds
+    )
 
 
 async def _until_final(
@@ -380,21 +366,6 @@ async def _until_final(
     submission: Submission,
     deadline: float,
 ) -> Submission:
-    """The submission once final, or as it stands at the deadline.
-
-    The announcement carries the record. A second without one re-reads the store: a missed
-    announcement (Redis restarting) costs a second, not a verdict.
-    """
-    while submission.status not in FINAL:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        try:
-            data: bytes | None = await asyncio.wait_for(announcements.get(), min(remaining, 1.0))
-        except TimeoutError:
-            data = None
-        published = _published(submission.id, data)
-        if published is not None:
-            return _shown_to(key, submission.id, published)
-        submission = await _visible(state, key, submission.id)
-    return submission
+    return await until_final(
+        announcements, state.store.get, partial(_shown_to, key), submission, deadline
+    )
