@@ -227,14 +227,7 @@ class WorkerProcess:
             self.process = None
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_group(self.process, grace=60)
         self.process = None
 
 
@@ -281,15 +274,20 @@ class ApiProcess:
             return False
 
     def stop(self) -> None:
-        if self.process is None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        stop_group(self.process, grace=30)
         self.process = None
+
+
+def stop_group(process: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """SIGTERM a child's whole process group; SIGKILL it after ``grace`` seconds."""
+    if process is None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def clear_heartbeats(redis_url: str) -> None:

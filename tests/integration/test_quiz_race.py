@@ -8,11 +8,7 @@ collide: without the transaction several of them are stored (seen here in 7 of 1
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,66 +16,26 @@ from pathlib import Path
 import httpx
 import pytest
 
-from grader.testing import SUBMITTER_KEY, RedisServer, free_port, worker_env
+from grader.testing import SUBMITTER_KEY, ApiProcess, RedisServer
 
 pytestmark = pytest.mark.docker
 
 AUTH = {"Authorization": f"Bearer {SUBMITTER_KEY}"}
-ROOT = Path(__file__).resolve().parents[2]
 Q5 = "async-test-mastery/q5-test-isolation"
 ROUNDS, PARALLEL = 6, 12
 
 
 @pytest.fixture
 def api_processes(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[str]]:
-    """Two ``uvicorn`` API processes on the session's Redis: their base URLs."""
-    processes: list[subprocess.Popen[bytes]] = []
-    urls = []
+    """Two API processes on the session's Redis: their base URLs."""
+    processes = [ApiProcess(redis_server.url, tmp_path / f"api{i}.log") for i in range(2)]
     try:
-        for index in range(2):
-            port = free_port()
-            with (tmp_path / f"api{index}.log").open("ab") as log:
-                processes.append(
-                    subprocess.Popen(
-                        [
-                            sys.executable,
-                            "-m",
-                            "uvicorn",
-                            "--factory",
-                            "grader.api.app:create_app",
-                            "--host",
-                            "127.0.0.1",
-                            "--port",
-                            str(port),
-                            "--log-level",
-                            "warning",
-                            "--no-access-log",
-                        ],
-                        cwd=ROOT,
-                        env=worker_env(redis_server.url),
-                        stdout=log,
-                        stderr=subprocess.STDOUT,
-                        start_new_session=True,
-                    )
-                )
-            urls.append(f"http://127.0.0.1:{port}")
-        for url in urls:
-            _wait_healthy(url)
-        yield urls
+        for process in processes:
+            process.start()
+        yield [process.url for process in processes]
     finally:
         for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
-
-
-def _wait_healthy(url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise AssertionError(f"the API at {url} did not answer in {timeout:.0f} s")
+            process.stop()
 
 
 def _race(urls: list[str], body: dict[str, str]) -> list[httpx.Response]:
