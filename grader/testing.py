@@ -248,6 +248,7 @@ class ApiProcess:
 
     def start(self, timeout: float = 60) -> None:
         command = [sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:serve"]
+        command += ["--http", "grader.api.http:JsonErrorsH11Protocol"]
         command += ["--host", "127.0.0.1", "--port", str(self.port), "--no-access-log"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(

@@ -86,6 +86,8 @@ class Service:
                     "uvicorn",
                     "--factory",
                     "grader.api.app:create_app",
+                    "--http",
+                    "grader.api.http:JsonErrorsH11Protocol",
                     "--host",
                     "127.0.0.1",
                     "--port",

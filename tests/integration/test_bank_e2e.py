@@ -90,6 +90,7 @@ class ApiProcess:
     def start(self) -> None:
         command = [
             *(sys.executable, "-m", "uvicorn", "--factory", "grader.api.app:create_app"),
+            *("--http", "grader.api.http:JsonErrorsH11Protocol"),
             *("--host", "127.0.0.1", "--port", str(self.port)),
         ]
         with self.log_path.open("ab") as log:
