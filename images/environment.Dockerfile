@@ -20,6 +20,11 @@ RUN ["/opt/venv/bin/python", "-m", "pip", "uninstall", "--yes", "--quiet", "pip"
 COPY harness/grader_harness/ /opt/venv/lib/python${PYTHON}/site-packages/grader_harness/
 # The root file system is read-only at run time: compile everything now.
 RUN ["/opt/venv/bin/python", "-m", "compileall", "-q", "--invalidation-mode", "unchecked-hash", "/opt/venv/lib"]
+# The pre-imported modules' code in one file (grader_harness/bundle.py): a container's start
+# then reads one mapped file instead of about a thousand small ones through the storage driver.
+# Built last: its code objects come from the compiled files above.
+ARG PREIMPORT=""
+RUN ["/opt/venv/bin/python", "-I", "-m", "grader_harness.warmup", "--bundle"]
 
 FROM ${BASE}
 ARG SANDBOX_UID

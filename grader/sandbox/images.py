@@ -154,6 +154,7 @@ class ImageBuilder:
                     "PYTHON": env.manifest.python,
                     "SANDBOX_UID": str(SANDBOX_UID),
                     "SANDBOX_WORKDIR": SANDBOX_WORKDIR,
+                    "PREIMPORT": " ".join(env.manifest.preimport),
                 },
             )
         return BuildResult(env.name, image_id, rebuilt=True)
@@ -168,7 +169,7 @@ class ImageBuilder:
             shutil.copytree(
                 self._settings.root / HARNESS_DIR,
                 context / HARNESS_DIR,
-                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "modules.bundle*"),
             )
             yield context
 

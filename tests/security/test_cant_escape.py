@@ -1157,12 +1157,17 @@ def test_a_hostile_source_is_the_learner_s_compile_error(
 
 
 def test_a_compile_bomb_near_the_memory_limit_costs_only_the_run(guarded: Runner) -> None:
-    """A source whose compilation needs more memory than the run has never raises for us."""
+    """A source whose compilation needs more memory than the run has never raises for us.
+
+    Near the memory limit the kernel may reclaim and re-read file pages for seconds before
+    the OOM kill; on a loaded host that can outlast the wall limit: the run's own verdict too.
+    """
     source = "x = [" + "1," * 1_500_000 + "]\n"  # 3 MB: under the harness's 4 MiB cap
     obs = guarded.script(source, limits=Limits(memory_mib=64))
     assert obs.status in (
         RunStatus.SYNTAX_ERROR,
         RunStatus.MEMORY_LIMIT_EXCEEDED,
+        RunStatus.TIME_LIMIT_EXCEEDED,
         RunStatus.COMPLETED,
     ), obs
     assert obs.exception is None

@@ -3,8 +3,12 @@
 import os
 import sys
 
-from . import child  # noqa: F401  imported before the fork so the child starts warm
-from .supervisor import main
+from . import bundle
+
+bundle.install()  # the harness's own modules too come from the image's bundle (warmup.py)
+
+from . import child  # noqa: E402, F401  imported before the fork so the child starts warm
+from .supervisor import main  # noqa: E402
 
 if __name__ == "__main__":
     status = main(sys.argv[1:])
