@@ -385,3 +385,22 @@ class EndToEndReuse(EndToEnd):
             "GRADER_SANDBOX__REUSE__MODE": "same-key",
             "GRADER_SANDBOX__REUSE__IDLE_PER_KEY": str(max(self.pool_size, 2)),
         }
+
+
+class EndToEndBefore(EndToEnd):
+    """The strict path again, its sandboxes from another build's images (``--before``).
+
+    Issue 18's strict-mode target is a cut against the images as they were: the same API,
+    worker and runner code, only the environment images differ (built from an earlier commit
+    into another repository with ``GRADER_IMAGES__REPOSITORY``).
+    """
+
+    key = "e2e-before"
+    label = "ours: HTTP end to end, warm pool, images from before issue 18's cut"
+
+    def __init__(self, *, repository: str, worker_concurrency: int, pool_size: int) -> None:
+        super().__init__(worker_concurrency=worker_concurrency, pool_size=pool_size)
+        self.repository = repository
+
+    def _worker_settings(self) -> dict[str, str]:
+        return {**super()._worker_settings(), "GRADER_IMAGES__REPOSITORY": self.repository}

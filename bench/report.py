@@ -11,8 +11,18 @@ from typing import Any
 from .common import PACED_GAP, PhaseResult
 
 CONCURRENCY = (1, 2, 4, 8)
-VARIANT_ORDER = ("lower", "baseline", "epicbox", "cold", "warm", "e2e", "reuse", "e2e-reuse")
-POOLED = ("warm", "e2e", "reuse", "e2e-reuse")
+VARIANT_ORDER = (
+    "lower",
+    "baseline",
+    "epicbox",
+    "cold",
+    "warm",
+    "e2e",
+    "e2e-before",
+    "reuse",
+    "e2e-reuse",
+)
+POOLED = ("warm", "e2e", "e2e-before", "reuse", "e2e-reuse")
 """Variants with a warm pool (and, for the reuse ones, used containers) to report hits of."""
 SHORT = {
     "lower": "lower bound",
@@ -21,6 +31,7 @@ SHORT = {
     "cold": "ours: runner cold",
     "warm": "ours: runner warm",
     "e2e": "ours: HTTP e2e warm",
+    "e2e-before": "ours: HTTP e2e warm, images before issue 18's cut",
     "reuse": "ours: runner reuse (same-key)",
     "e2e-reuse": "ours: HTTP e2e reuse (same-key)",
 }
@@ -31,6 +42,7 @@ COLORS = {
     "cold": "#1f77b4",
     "warm": "#2ca02c",
     "e2e": "#9467bd",
+    "e2e-before": "#c5b0d5",
     "reuse": "#17becf",
     "e2e-reuse": "#e377c2",
 }
@@ -221,19 +233,24 @@ class Run:
                     )
                 )
             if workload == "q1":
-                strict = _div(self.cpu(workload, "e2e"), STRICT_Q1_CPU_BEFORE)
-                found.append(
-                    Target(
-                        workload,
-                        "e2e",
-                        "CPU per submission >= 25% below issue 18's 1.0 CPU-s",
-                        strict,
-                        0.75,
-                        "x before",
-                        _le(strict, 0.75),
-                    )
-                )
+                found.append(self.strict_cut(workload))
         return found
+
+    def strict_cut(self, workload: str) -> Target:
+        """Issue 18's strict-mode target: Q1's CPU per submission over HTTP at least 25% lower.
+
+        Against the ``e2e-before`` variant of the same run when it ran (``--before REPOSITORY``:
+        the same path with images built before the cut), else against the 1.0 CPU-s the issue
+        measured on another day (a weak comparison on a shared host, and labelled so).
+        """
+        before = self.cpu(workload, "e2e-before")
+        if before is not None:
+            ratio = _div(self.cpu(workload, "e2e"), before)
+            name = "CPU per submission >= 25% below the images before the cut (same run)"
+        else:
+            ratio = _div(self.cpu(workload, "e2e"), STRICT_Q1_CPU_BEFORE)
+            name = "CPU per submission >= 25% below issue 18's 1.0 CPU-s (another day)"
+        return Target(workload, "e2e", name, ratio, 0.75, "x before", _le(ratio, 0.75))
 
 
 @dataclass(frozen=True)

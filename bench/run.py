@@ -75,7 +75,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run (~2 minutes)")
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANT_ORDER),
+        default=",".join(k for k in VARIANT_ORDER if k != "e2e-before"),
         help=f"comma-separated subset of {','.join(VARIANT_ORDER)}",
     )
     parser.add_argument("--workloads", default="q1,script", help="comma-separated: q1,script")
@@ -92,6 +92,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=None,
         help=f"paced submissions per variant (default {PACED_FULL}, quick {PACED_QUICK})",
     )
+    parser.add_argument(
+        "--before",
+        metavar="REPOSITORY",
+        help="also run e2e-before: the HTTP path with this repository's images "
+        "(built from the commit before issue 18's cut)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     return parser.parse_args(argv)
 
@@ -100,7 +106,11 @@ Factory = tuple[type[Variant], Callable[[], Variant]]
 
 
 def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Factory]:
-    from .e2e import EndToEnd, EndToEndReuse  # noqa: PLC0415  imports grader.testing: lazily
+    from .e2e import (  # noqa: PLC0415  imports grader.testing: lazily
+        EndToEnd,
+        EndToEndBefore,
+        EndToEndReuse,
+    )
 
     factories: dict[str, Factory] = {
         "lower": (LowerBound, LowerBound),
@@ -114,6 +124,14 @@ def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Facto
                 worker_concurrency=args.worker_concurrency, pool_size=args.worker_pool_size
             ),
         ),
+        "e2e-before": (
+            EndToEndBefore,
+            lambda: EndToEndBefore(
+                repository=args.before,
+                worker_concurrency=args.worker_concurrency,
+                pool_size=args.worker_pool_size,
+            ),
+        ),
         "reuse": (Reuse, lambda: Reuse(args.pool_size)),
         "e2e-reuse": (
             EndToEndReuse,
@@ -123,6 +141,10 @@ def make_variants(args: argparse.Namespace, run_id: str, log: Any) -> list[Facto
         ),
     }
     wanted = [v.strip() for v in args.variants.split(",") if v.strip()]
+    if args.before:
+        wanted.append("e2e-before")
+    elif "e2e-before" in wanted:
+        raise SystemExit("e2e-before needs --before REPOSITORY")
     unknown = sorted(set(wanted) - set(factories))
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}")
