@@ -35,7 +35,7 @@ def scratch_namespace() -> Iterator[Settings]:
         update={"base": f"grader-base:test-{suffix}", "repository": f"grader-env-test-{suffix}"}
     )
     yield settings.model_copy(update={"images": images})
-    client = docker.from_env()
+    client = docker.from_env(timeout=600)  # removing layers is slow on a busy fuse-overlayfs
     for image in client.images.list():
         for tag in image.tags:
             if suffix in tag:
