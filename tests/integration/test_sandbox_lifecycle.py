@@ -187,10 +187,12 @@ def test_reaper_removes_expired_containers_only(box: DockerSandbox) -> None:
     """Containers past their expiry label are reaped; live ones are left alone."""
     # Expiring shortly after it is ready, not before: every worker's reaper (the session's
     # Celery worker runs one) removes expired containers of any owner, even while starting.
-    expired = box.prestart(OLD_ENV, Limits(), ttl=2, profile=PreimportProfile.BARE)
-    live = box.prestart(OLD_ENV, Limits(), profile=PreimportProfile.BARE)
+    # Its expiry is read at once, and far enough ahead that a slow start of the second one
+    # on a loaded engine does not let a reaper take it first.
+    expired = box.prestart(OLD_ENV, Limits(), ttl=8, profile=PreimportProfile.BARE)
     labels = docker.from_env().api.inspect_container(expired.stream.container_id)
     expires = int(labels["Config"]["Labels"][LABEL_EXPIRES])
+    live = box.prestart(OLD_ENV, Limits(), profile=PreimportProfile.BARE)
     time.sleep(max(0.0, expires - time.time()) + 0.1)
     assert box.reap(owner=box.owner, expired_only=True) == 1
     ids = {c.id for c in docker.from_env().containers.list(all=True)}
