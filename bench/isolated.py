@@ -13,6 +13,7 @@ Images and sandboxes follow ``GRADER_IMAGES__REPOSITORY`` and ``GRADER_SANDBOX__
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import platform
@@ -62,11 +63,16 @@ class RunnerQ5(Warm):
     key = "warm"
     label = "ours: runner, warm pool"
 
-    def __init__(self, q5: Q5, settings: Settings, frames: FrameLog, pool_size: int) -> None:
+    def __init__(
+        self, q5: Q5, settings: Settings, frames: FrameLog, pool_size: int, *, judges: bool = True
+    ) -> None:
         super().__init__(pool_size)
         self.q5 = q5
-        self.settings = settings
+        reuse = settings.sandbox.reuse.model_copy(update={"judges": judges})
+        sandbox = settings.sandbox.model_copy(update={"reuse": reuse})
+        self.settings = settings.model_copy(update={"sandbox": sandbox})
         self.frames = frames
+        self.judges = judges
 
     def start(self) -> None:
         self.sandbox = DockerSandbox.from_settings(
@@ -92,6 +98,11 @@ class RunnerQ5(Warm):
             parts["frames_to_judge"] = float(event["frames_to_judge"])
         return Sample(latency, problem is None, obs.peak_memory_bytes, obs.pool_hit, problem, parts)
 
+    def settle(self) -> None:
+        assert self.sandbox is not None  # noqa: S101
+        self.sandbox.judges.wait_settled()  # a judge's restore belongs to its run's cost
+        super().settle()
+
     def container_cost(self, count: int) -> PhaseResult:
         """Start (pre-imported, ``full``) and remove ``count`` containers one after the other."""
         assert self.sandbox is not None  # noqa: S101
@@ -107,7 +118,15 @@ class RunnerQ5(Warm):
         return PhaseResult(1, samples, window, cpu, window)
 
     def describe(self) -> dict[str, Any]:
-        return {"pool_size": self.pool_size, "limits": LIMITS.model_dump()}
+        assert self.sandbox is not None  # noqa: S101
+        judges = self.sandbox.judges
+        return {
+            "pool_size": self.pool_size,
+            "limits": LIMITS.model_dump(),
+            "judges_reused": self.judges,
+            "judges_recycled": judges.recycled,
+            "judges_discarded": dict(judges.discarded),
+        }
 
 
 class HttpQ5(EndToEnd):
@@ -173,7 +192,8 @@ class IsolatedBench:
         self.attributed.start()
         run.meta["background_cpu_start"] = background_rate(3.0)
         runner = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size)
-        self._guarded(run, "runner", runner, lambda: self._runner(run, runner))
+        fresh = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size, judges=False)
+        self._guarded(run, "runner", runner, lambda: self._runner(run, runner, fresh))
         if not self.args.no_http:
             http = HttpQ5(
                 self.q5,
@@ -200,10 +220,18 @@ class IsolatedBench:
         finally:
             variant.close()
 
-    def _runner(self, run: IsolatedRun, runner: RunnerQ5) -> None:
+    def _runner(self, run: IsolatedRun, runner: RunnerQ5, fresh: RunnerQ5) -> None:
+        """The runner's modes; ``fresh`` grades isolated with a fresh judge per run (as before
+        judges were reused), its pool alive beside ``runner``'s for the whole comparison."""
+        body = functools.partial(self._runner_modes, run, runner, fresh)
+        self._guarded(run, "runner, fresh judges", fresh, body)
+
+    def _runner_modes(self, run: IsolatedRun, runner: RunnerQ5, fresh: RunnerQ5) -> None:
         q5 = self.q5
         run.paced["in_process"] = self._paced(runner, q5.in_process)
         run.paced["isolated"] = self._paced(runner, q5.isolated)
+        run.paced["fresh_judge"] = self._paced(fresh, q5.isolated)
+        run.meta["judges"] = {"reused": runner.describe(), "fresh": fresh.describe()}
         before = self._idle()
         mark = self.attributed.reading()
         phase = runner.container_cost(CONTAINERS_MEASURED)
@@ -215,13 +243,16 @@ class IsolatedBench:
             "host CPU-s each (net)",
             flush=True,
         )
-        for mode, workload in (
-            ("in_process", q5.in_process),
-            ("isolated", q5.isolated),
-            ("isolated", q5.isolated),
-            ("in_process", q5.in_process),
+        for mode, variant, workload in (
+            ("in_process", runner, q5.in_process),
+            ("isolated", runner, q5.isolated),
+            ("fresh_judge", fresh, q5.isolated),
+            ("fresh_judge", fresh, q5.isolated),
+            ("isolated", runner, q5.isolated),
+            ("in_process", runner, q5.in_process),
         ):
-            run.loops.append(self._loop(mode, runner, workload))
+            run.loops.append(self._loop(mode, variant, workload))
+        run.meta["judges"] = {"reused": runner.describe(), "fresh": fresh.describe()}
 
     def _http(self, run: IsolatedRun, http: HttpQ5) -> None:
         self.attributed.sessions = http.sessions()

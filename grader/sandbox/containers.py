@@ -21,6 +21,8 @@ ROLE_SANDBOX = "sandbox"
 LABEL_DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
+LABEL_PROFILE = f"{LABEL_PREFIX}.profile"
+"""What the container was started for: its pre-import profile (``judge``: a reusable judge)."""
 _TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
 
 
@@ -76,22 +78,35 @@ class Containers:
         seccomp: str | None,
         runtime: str | None,
         report_max_bytes: int,
+        reuse_seccomp: str | None = None,
     ) -> None:
         self._client = client
         self.owner = owner
         self.deployment = deployment
         self._seccomp = seccomp
+        self._reuse_seccomp = seccomp if reuse_seccomp is None else reuse_seccomp
         self._runtime = runtime
         self._report_max = report_max_bytes
 
     def create(
-        self, image: EnvironmentImage, limits: Limits, expires: float, argv: list[str]
+        self,
+        image: EnvironmentImage,
+        limits: Limits,
+        expires: float,
+        argv: list[str],
+        *,
+        reuse: bool = False,
+        profile: str = "",
     ) -> str:
-        """A hardened container of ``image`` that runs the harness; not started yet."""
+        """A hardened container of ``image`` that runs the harness; not started yet.
+
+        A container started for ``reuse`` gets the reuse seccomp policy (no POSIX queues).
+        """
         api = self._client.api
+        seccomp = self._reuse_seccomp if reuse else self._seccomp
         with engine_errors(f"cannot create a sandbox for {image.environment}"):
             host_config = api.create_host_config(
-                **host_config_kwargs(limits, seccomp=self._seccomp, runtime=self._runtime)
+                **host_config_kwargs(limits, seccomp=seccomp, runtime=self._runtime)
             )
             created = api.create_container(
                 image=image.image_id,
@@ -110,6 +125,7 @@ class Containers:
                     LABEL_OWNER: self.owner,
                     LABEL_ENVIRONMENT: image.environment,
                     LABEL_EXPIRES: str(int(expires)),
+                    LABEL_PROFILE: profile,
                 },
                 host_config=host_config,
             )

@@ -19,6 +19,7 @@ import structlog
 
 from ..domain import EnvironmentRef, Limits, Observation, RunRequest, RunStatus
 from ..errors import HarnessProtocolError
+from .preimport import PreimportProfile
 from .protocol import (
     JUDGE_MARGIN_SECONDS,
     FinalReport,
@@ -26,9 +27,11 @@ from .protocol import (
     parse_line,
 )
 from .report import to_observation
+from .reuse import suite_of
 from .stream import AttachStream
 
 if TYPE_CHECKING:
+    from .ready import ReadyContainer
     from .runner import DockerSandbox
 
 log = structlog.get_logger(__name__)
@@ -41,6 +44,8 @@ MAX_RELAYED_BYTES = 64 * 1024 * 1024
 """What one side may send the other in one run; past it the channel is cut."""
 LEARNER_GRACE_SECONDS = 2.0
 """How long the learner's report may take once the judge is done and the channel closed."""
+CLOSE_TIMEOUT_SECONDS = 2.0
+"""How long sending a reusable judge the end of its channel may take."""
 
 
 @dataclass
@@ -68,6 +73,8 @@ class PairReports:
     frames_to_learner: int = 0
     frames_to_judge: int = 0
     cut: str | None = None
+    judge_closed: bool = False
+    """The judge was sent ``end`` after every frame meant for it (it may then be reused)."""
 
 
 def relay(
@@ -76,14 +83,17 @@ def relay(
     judge_line: bytes,
     learner_line: bytes,
     deadline: float,
+    *,
+    close_judge: bool = False,
 ) -> PairReports:
     """Send both submissions, relay frames until the judge reports, then collect the learner's.
 
     A learner report that comes first (a syntax error, a crash, its time limit) ends the
     channel for the judge, whose pending request then fails; a learner that floods the channel
-    is cut off the same way.
+    is cut off the same way. With ``close_judge`` (a judge kept for reuse) the judge is then
+    sent what was still queued for it and ``end``, whose receipt its supervisor awaits.
     """
-    return _Relay(judge, learner, judge_line, learner_line).run(deadline)
+    return _Relay(judge, learner, judge_line, learner_line).run(deadline, close_judge)
 
 
 class _Relay:
@@ -97,7 +107,7 @@ class _Relay:
     def peer(self, side: _Side) -> _Side:
         return self.learner if side is self.judge else self.judge
 
-    def run(self, deadline: float) -> PairReports:
+    def run(self, deadline: float, close_judge: bool = False) -> PairReports:
         sides = (self.judge, self.learner)
         for side in sides:
             side.stream.sock.setblocking(False)
@@ -111,13 +121,31 @@ class _Relay:
         finally:
             for side in sides:
                 side.stream.sock.setblocking(True)
+        closed = close_judge and self._close_judge()
         return PairReports(
             judge=self.judge.report,
             learner=self.learner.report,
             frames_to_learner=self.judge.frames,
             frames_to_judge=self.learner.frames,
             cut=self.cut,
+            judge_closed=closed,
         )
+
+    def _close_judge(self) -> bool:
+        """Send the judge the rest of its frames and ``end`` (once); False if it cannot be."""
+        judge = self.judge
+        if judge.report is None or judge.stream.eof:
+            return False
+        judge.end()
+        try:
+            judge.stream.sock.settimeout(CLOSE_TIMEOUT_SECONDS)
+            judge.stream.sock.sendall(judge.outbox)
+        except OSError:
+            return False
+        finally:
+            judge.stream.sock.settimeout(None)
+        judge.outbox.clear()
+        return True
 
     def _step(self, limit: float) -> bool:
         """Wait for one round of reads and writes; False when nothing more can happen."""
@@ -284,15 +312,21 @@ def _sum(left: float | None, right: float | None) -> float | None:
 def run_isolated(
     sandbox: DockerSandbox, environment: str, request: RunRequest, limits: Limits
 ) -> Observation:
-    """Run ``request``'s hidden tests in one container against its learner code in another."""
+    """Run ``request``'s hidden tests in one container against its learner code in another.
+
+    The learner's container is always a fresh one. The judge's is a used one of the same
+    suite when judges are reused (``ReuseSettings.judges``) and one is waiting; after a plain
+    run it goes back on ``sandbox.judges`` once its supervisor has restored and verified it.
+    """
     if request.learner is None:
         raise ValueError("not an isolated request")
     judge_line = HarnessSubmission.of(request, limits).line()
     learner_line = HarnessSubmission.serving(request, limits).line()
     learner_request = request.model_copy(update={"files": request.learner.files, "learner": None})
     cap = sandbox.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 + MAX_FRAME_BYTES
+    suite = suite_of(judge_line) if sandbox.judges.enabled else None
     with sandbox.busy():
-        judge, judge_warm = sandbox.take(environment, request, limits)
+        judge, judge_warm = _take_judge(sandbox, environment, request, limits, suite)
         try:
             learner, learner_warm = sandbox.take(environment, learner_request, limits)
         except BaseException:
@@ -304,7 +338,12 @@ def run_isolated(
                 ready.stream.stdout_cap = cap
             deadline = time.monotonic() + limits.wall_seconds + JUDGE_MARGIN_SECONDS
             reports = relay(
-                judge.stream, learner.stream, judge_line, learner_line, deadline + sandbox.grace
+                judge.stream,
+                learner.stream,
+                judge_line,
+                learner_line,
+                deadline + sandbox.grace,
+                close_judge=suite is not None and judge.reuse,
             )
             learner_oom = False
             if reports.learner is None:
@@ -329,8 +368,11 @@ def run_isolated(
             for ready in pair:
                 sandbox.destroy(ready)
             raise
-    for ready in pair:
-        sandbox.release(ready)
+    sandbox.release(learner)
+    if suite is not None and reports.judge_closed and reports.judge and reports.cut is None:
+        sandbox.judges.after_run(judge, _judge_alone(reports.judge, request, judge), suite)
+    else:
+        sandbox.release(judge)
     log.info(
         "sandbox_isolated_run",
         judge_container_id=judge.container_id,
@@ -340,6 +382,37 @@ def run_isolated(
         frames_to_learner=reports.frames_to_learner,
         frames_to_judge=reports.frames_to_judge,
         cut=reports.cut,
+        judge_runs=judge.runs,
         wall_seconds=observation.wall_seconds,
     )
     return observation
+
+
+def _take_judge(
+    sandbox: DockerSandbox, environment: str, request: RunRequest, limits: Limits, suite: str | None
+) -> tuple[ReadyContainer, bool]:
+    """A judge container: a used one of ``suite``, a warm reusable one, or a fresh one."""
+    if suite is None:
+        return sandbox.take(environment, request, limits)
+    key = (environment, PreimportProfile.JUDGE)
+    used = sandbox.judges.take(key, suite, limits)
+    if used is not None:
+        return used, True
+    warm = sandbox.pool.take(key, limits) if sandbox.pool is not None else None
+    if warm is not None:
+        return warm, True
+    return sandbox.prestart(environment, limits, profile=PreimportProfile.JUDGE), False
+
+
+def _judge_alone(report: bytes, request: RunRequest, judge: ReadyContainer) -> Observation:
+    """The judge's own run, which alone decides whether its container may serve again."""
+    return to_observation(
+        parse_line(report, FinalReport),
+        environment=judge.image.ref,
+        mode=request.mode,
+        requested_state=(),
+        oom_killed=False,
+        container_id=judge.container_id,
+        pool_hit=True,
+        child_mode="judge",
+    )

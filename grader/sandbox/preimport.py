@@ -3,7 +3,9 @@
 ``full`` pre-imports the environment's packages (and warms pytest up): about 0.8 CPU-seconds
 per container here, worth it for every pytest run and every snippet that imports a package.
 ``bare`` pre-imports nothing: a quarter of that, for scripts that only use the standard
-library. The choice is made on the worker from the snippet's import statements; a snippet
+library. ``judge`` is ``full`` in a container started for reuse that only ever runs hidden
+tests (an isolated run's judge, restored between runs: docs/security.md, "Reused judges").
+The choice is made on the worker from the snippet's import statements; a snippet
 that imports a package some other way still runs, it only pays the import itself. The
 source is parsed, never executed, and anything unusual falls back to ``full``.
 """
@@ -23,6 +25,7 @@ class PreimportProfile(StrEnum):
 
     FULL = "full"
     BARE = "bare"
+    JUDGE = "judge"
 
 
 _MAX_PARSED_CHARS = 256 * 1024

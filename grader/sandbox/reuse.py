@@ -7,12 +7,16 @@ the run ended plainly (an exit, no limit hit, a valid child report or a syntax e
 container is under its run and age limits, and its supervisor then restored it and said so
 in a verified ``ready`` line (``grader_harness/restore.py``). Anything else removes it.
 
-Isolated runs (hidden tests: a judge and a learner container) never reuse a container; see
-docs/security.md, "Reuse mode".
+The learner's container of an isolated run (hidden tests) is never reused. Its judge
+container, which never runs the learner's code, is, by default and whatever the mode: on a
+shelf of its own (``judge_settings``), for the same hidden-test suite only (``suite_of``);
+see docs/security.md, "Reused judges".
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import deque
@@ -233,6 +237,24 @@ class Shelf:
         log.info("sandbox_discarded", container_id=ready.container_id, reason=reason[:300])
         with suppress(GraderError):
             self._destroy(ready)
+
+
+def judge_settings(settings: ReuseSettings) -> ReuseSettings:
+    """The shelf of judge containers: every judge of one suite is its tenant (``suite_of``)."""
+    mode = ReuseMode.ANY if settings.judges else ReuseMode.OFF
+    return settings.model_copy(update={"mode": mode})
+
+
+def suite_of(judge_line: bytes) -> str:
+    """The tenant of a judge container: its hidden-test suite, as what the judge is sent.
+
+    A judge serves again only the same files, modules and options (limits aside), so whatever
+    one run could leave in it meets only the same tests.
+    """
+    submission = json.loads(judge_line)
+    submission.pop("limits", None)
+    canonical = json.dumps(submission, sort_keys=True, separators=(",", ":"))
+    return "suite:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _pool_key(ready: ReadyContainer) -> Hashable:

@@ -30,7 +30,7 @@ from .preimport import PreimportProfile, profile_for
 from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
 from .report import to_observation
-from .reuse import Shelf
+from .reuse import Shelf, judge_settings
 from .seccomp import seccomp_policy
 
 log = structlog.get_logger(__name__)
@@ -64,9 +64,13 @@ class DockerSandbox:
     ) -> None:
         self._client = client
         self.owner = owner or uuid.uuid4().hex[:12]
-        self.shelf = Shelf(reuse or ReuseSettings(), self.release)
+        settings = reuse or ReuseSettings()
+        self.shelf = Shelf(settings, self.release)
+        self.judges = Shelf(judge_settings(settings), self.release)
+        """Used judge containers of isolated runs, restored and verified, per hidden-test suite."""
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
-        policy = seccomp_policy(reuse=self.shelf.enabled) if seccomp == BUILTIN_SECCOMP else seccomp
+        builtin = seccomp == BUILTIN_SECCOMP
+        policy = seccomp_policy(reuse=self.shelf.enabled) if builtin else seccomp
         self.containers = Containers(
             client,
             owner=self.owner,
@@ -74,6 +78,7 @@ class DockerSandbox:
             seccomp=policy,
             runtime=runtime,
             report_max_bytes=report_max_bytes,
+            reuse_seccomp=seccomp_policy(reuse=True) if builtin else seccomp,
         )
         self.report_max = report_max_bytes
         self.grace = grace_seconds
@@ -142,6 +147,8 @@ class DockerSandbox:
             if self._preimport
             else [PreimportProfile.BARE]
         )
+        if self.judges.enabled:
+            profiles.append(PreimportProfile.JUDGE)
         self.pool = WarmPool(
             start=lambda key: self.prestart(key[0], limits, ttl=ttl, profile=key[1]),
             destroy=self.destroy,
@@ -161,6 +168,7 @@ class DockerSandbox:
             self.pool.close()
             self.pool = None
         self.shelf.close()
+        self.judges.close()
         if self._reaper is not None:
             self._reaper.join(timeout=30)
             self._reaper = None
@@ -253,15 +261,18 @@ class DockerSandbox:
         """Create and start a container, and wait until its harness has pre-imported."""
         image = self.resolve(environment)
         lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
-        reuse = self.shelf.enabled
+        reuse = self.shelf.enabled or profile is PreimportProfile.JUDGE
         if reuse:  # the reaper must not remove a container that may still serve runs
             lifetime = max(lifetime, self.shelf.settings.max_age_seconds + 60)
         expires = time.time() + lifetime
-        modules = image.preimport if self._preimport and profile is PreimportProfile.FULL else ()
+        full = profile is not PreimportProfile.BARE
+        modules = image.preimport if self._preimport and full else ()
         argv = harness_argv(modules, reuse=reuse)
         container_id: str | None = None
         try:
-            container_id = self.containers.create(image, limits, expires, argv)
+            container_id = self.containers.create(
+                image, limits, expires, argv, reuse=reuse, profile=profile.value
+            )
             stream = self.containers.attach_and_start(container_id)
         except SandboxError as exc:
             if isinstance(exc, NotInEngine):
