@@ -168,9 +168,13 @@ class EndToEnd(Variant):
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
                 running = [
-                    client.api.containers(
-                        filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"}
-                    )
+                    [
+                        c
+                        for c in client.api.containers(
+                            filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"}
+                        )
+                        if _harness_alive(client, str(c["Id"]))
+                    ]
                     for owner in self.owners
                 ]
                 if all(self._full(found) for found in running):
@@ -307,6 +311,21 @@ def _cpu_usage(container_id: str) -> int | None:
             continue
         return int(text.strip())
     return None
+
+
+def _harness_alive(client: docker.DockerClient, container_id: str) -> bool:
+    """Whether the container's PID 1 (its harness) still lives.
+
+    The engine lists a container as running for a moment after its harness exited (a run
+    that just ended, its CPU counter already still): counted, it passed for a ready one.
+    """
+    try:
+        pid = int(client.api.inspect_container(container_id)["State"]["Pid"])
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        state = stat.rpartition(")")[2].split()[0]
+    except (docker.errors.DockerException, OSError, ValueError, IndexError, KeyError):
+        return False
+    return pid > 0 and state not in ("Z", "X")
 
 
 def _all_idle(container_ids: list[str]) -> bool:

@@ -290,7 +290,7 @@ class IsolatedBench:
         variant.settle()
         cpu, window = meter.stop()
         phase = PhaseResult(1, samples, busy, cpu, window)
-        self._echo(f"{variant.key} {workload.label} paced", phase)
+        self._echo(f"{_name(variant)} {workload.label} paced", phase)
         return phase
 
     def _loop(self, mode: str, variant: Variant, workload: Workload) -> LoopPhase:
@@ -308,7 +308,7 @@ class IsolatedBench:
         background = (before + self._idle()) / 2  # the pool is full and idle again here
         phase = PhaseResult(self.loop.concurrency, samples, wall, cpu, window)
         loop = LoopPhase(mode, phase, background, used)
-        self._echo(f"{variant.key} {workload.label} c={self.loop.concurrency}", loop.phase, loop)
+        self._echo(f"{_name(variant)} {workload.label} c={self.loop.concurrency}", loop.phase, loop)
         return loop
 
     def _echo(self, name: str, phase: PhaseResult, loop: LoopPhase | None = None) -> None:
@@ -362,6 +362,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.pool_size < 2 or args.worker_pool_size < 2:
         parser.error("an isolated run takes two containers: pool sizes must be at least 2")
     return args
+
+
+def _name(variant: Variant) -> str:
+    fresh = isinstance(variant, RunnerQ5) and not variant.judges
+    return f"{variant.key}{' fresh-judge' if fresh else ''}"
 
 
 def _now() -> str:

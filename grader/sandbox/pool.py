@@ -140,6 +140,8 @@ class WarmPool(Generic[K, T]):
                 self.misses += 1
             else:
                 self.hits += 1
+        if found is None:
+            log.info("warm_pool_miss", key=str(key), unusable=len(unusable))
         for item in unusable:  # outside the lock: a removal takes a while
             self._discard(item)
         return found
