@@ -69,6 +69,12 @@ class ReuseSettings(BaseModel):
         "never the learner's code) for the same suite; the learner's side stays fresh. "
         "Independent of mode (docs/security.md, 'Reused judges')",
     )
+    judges_idle: int = Field(
+        default=4,
+        ge=1,
+        description="Used judges kept waiting per worker process, across all suites (the one "
+        "waiting longest goes first)",
+    )
 
 
 class SandboxSettings(BaseModel):

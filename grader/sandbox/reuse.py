@@ -50,8 +50,16 @@ ShelfKey = tuple[Hashable, str]
 class Shelf:
     """Used containers, restored and verified, waiting for their tenant's next run."""
 
-    def __init__(self, settings: ReuseSettings, destroy: Callable[[ReadyContainer], None]) -> None:
+    def __init__(
+        self,
+        settings: ReuseSettings,
+        destroy: Callable[[ReadyContainer], None],
+        *,
+        max_idle: int | None = None,
+    ) -> None:
         self.settings = settings
+        self._max_idle = max_idle
+        """Used containers kept waiting in all, whatever their tenant (None: no bound)."""
         self._destroy = destroy
         self._idle: dict[ShelfKey, deque[ReadyContainer]] = {}
         self._pending: dict[ShelfKey, int] = {}
@@ -145,7 +153,7 @@ class Shelf:
 
     def idle_count(self) -> int:
         with self._cond:
-            return sum(len(queue) for queue in self._idle.values())
+            return self._idle_total()
 
     def idle_ids(self) -> set[str]:
         """The ids of the used containers waiting for a run (tests, diagnostics)."""
@@ -189,16 +197,18 @@ class Shelf:
             if problem is None:
                 ready.runs += 1
                 ready.tenant = tenant
+                ready.shelved = time.monotonic()
                 queue = self._idle.setdefault(shelf_key, deque())
                 queue.append(ready)
                 while len(queue) > self.settings.idle_per_key:
                     evicted.append(queue.popleft())
+                evicted += self._over_max_idle()
                 self.recycled += 1
         try:
             if problem is not None:
                 self._discard(ready, problem)
             for old in evicted:
-                self._discard(old, "more idle containers than idle_per_key")
+                self._discard(old, "more idle containers than idle_per_key or max_idle")
         finally:
             self._settle(shelf_key)  # settled once its removal, if any, is under way
 
@@ -216,6 +226,17 @@ class Shelf:
         if event.verified is not True or event.problems:
             return "restore not verified: " + "; ".join(event.problems)[:500]
         return None
+
+    def _over_max_idle(self) -> list[ReadyContainer]:
+        """Take the longest-waiting containers off the shelf while there are too many."""
+        over: list[ReadyContainer] = []
+        while self._max_idle is not None and self._idle_total() > self._max_idle:
+            queue = min((q for q in self._idle.values() if q), key=lambda q: q[0].shelved)
+            over.append(queue.popleft())
+        return over
+
+    def _idle_total(self) -> int:
+        return sum(len(queue) for queue in self._idle.values())
 
     def _settle(self, shelf_key: ShelfKey) -> None:
         with self._cond:

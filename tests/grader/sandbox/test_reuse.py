@@ -279,3 +279,21 @@ def test_a_used_judge_serves_only_its_suite(destroyed: list[str]) -> None:
     assert shelf.take(judge_key, suite, Limits()) is used
     assert destroyed == []
     shelf.close()
+
+
+def test_used_judges_across_suites_are_bounded_the_longest_waiting_go_first(
+    destroyed: list[str],
+) -> None:
+    """``max_idle`` bounds the idle judges of every suite together; the oldest is removed."""
+    shelf = Shelf(
+        judge_settings(ReuseSettings()),
+        lambda r: destroyed.append(r.container_id),
+        max_idle=2,
+    )
+    for number in range(3):
+        used = container(f"j{number}", ready_line(runs=1))
+        shelf.after_run(used, observation(), f"suite:{number}")
+        assert shelf.wait_settled()
+    assert shelf.idle_ids() == {"j1", "j2"}
+    assert destroyed == ["j0"]
+    shelf.close()
