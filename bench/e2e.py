@@ -74,7 +74,7 @@ class EndToEnd(Variant):
         # (``judge`` too when judges are reused: its used judges wait beside them).
         settings = Settings()
         served = len(environments) if environments else len(discover(settings.images.root))
-        profiles = [PreimportProfile.FULL, PreimportProfile.BARE]
+        profiles = [PreimportProfile.FULL, PreimportProfile.BARE, PreimportProfile.SERVE]
         if self._worker_settings().get("GRADER_SANDBOX__REUSE__JUDGES", "") != "false" and (
             settings.sandbox.reuse.judges
         ):

@@ -325,10 +325,13 @@ def run_isolated(
     learner_request = request.model_copy(update={"files": request.learner.files, "learner": None})
     cap = sandbox.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 + MAX_FRAME_BYTES
     suite = suite_of(judge_line) if sandbox.judges.enabled else None
+    learner_profile = sandbox.learner_profile(environment, request.learner.files)
     with sandbox.busy():
         judge, judge_warm = _take_judge(sandbox, environment, request, limits, suite)
         try:
-            learner, learner_warm = sandbox.take(environment, learner_request, limits)
+            learner, learner_warm = sandbox.take(
+                environment, learner_request, limits, profile=learner_profile
+            )
         except BaseException:
             sandbox.destroy(judge)
             raise

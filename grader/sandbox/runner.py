@@ -26,7 +26,7 @@ from .containers import Containers, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
 from .pool import Activity, WarmPool
-from .preimport import PreimportProfile, profile_for
+from .preimport import PreimportProfile, learner_profile_for, modules_for, profile_for
 from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
 from .report import to_observation
@@ -147,6 +147,8 @@ class DockerSandbox:
             if self._preimport
             else [PreimportProfile.BARE]
         )
+        if self._preimport:  # the learner's side of isolated runs
+            profiles.append(PreimportProfile.SERVE)
         if self.judges.enabled:
             profiles.append(PreimportProfile.JUDGE)
         self.pool = WarmPool(
@@ -225,13 +227,20 @@ class DockerSandbox:
         return observation
 
     def take(
-        self, environment: str, request: RunRequest, limits: Limits, *, tenant: str | None = None
+        self,
+        environment: str,
+        request: RunRequest,
+        limits: Limits,
+        *,
+        tenant: str | None = None,
+        profile: PreimportProfile | None = None,
     ) -> tuple[ReadyContainer, bool]:
         """A ready container for ``request``: a warm one when the pool has it (then True).
 
-        With a ``tenant`` (reuse mode) a used container of that tenant comes first.
+        With a ``tenant`` (reuse mode) a used container of that tenant comes first. The
+        ``profile`` is the request's own (``profile_for``) unless given.
         """
-        profile = self.profile_for(environment, request)
+        profile = profile or self.profile_for(environment, request)
         if tenant is not None:
             used = self.shelf.take((environment, profile), tenant, limits)
             if used is not None:
@@ -250,6 +259,11 @@ class DockerSandbox:
         image = self.resolve(environment)
         return profile_for(request, image.preimport if self._preimport else ())
 
+    def learner_profile(self, environment: str, files: dict[str, str]) -> PreimportProfile:
+        """The pre-import profile of an isolated run's learner container (``files``)."""
+        image = self.resolve(environment)
+        return learner_profile_for(files, image.preimport if self._preimport else ())
+
     def prestart(
         self,
         environment: str,
@@ -265,8 +279,7 @@ class DockerSandbox:
         if reuse:  # the reaper must not remove a container that may still serve runs
             lifetime = max(lifetime, self.shelf.settings.max_age_seconds + 60)
         expires = time.time() + lifetime
-        full = profile is not PreimportProfile.BARE
-        modules = image.preimport if self._preimport and full else ()
+        modules = modules_for(profile, image.preimport) if self._preimport else ()
         argv = harness_argv(modules, reuse=reuse)
         container_id: str | None = None
         try:
