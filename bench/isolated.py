@@ -73,9 +73,11 @@ class RunnerQ5(Warm):
         self.settings = settings.model_copy(update={"sandbox": sandbox})
         self.frames = frames
         self.judges = judges
+        """False: isolated runs as before reused judges and ``serve`` learners (``AsBefore``)."""
 
     def start(self) -> None:
-        self.sandbox = DockerSandbox.from_settings(
+        kind = DockerSandbox if self.judges else AsBefore
+        self.sandbox = kind.from_settings(
             self.settings.sandbox, repository=self.settings.images.repository
         )
         self.sandbox.start_pool([ENVIRONMENT], size=self.pool_size, limits=LIMITS)
@@ -127,6 +129,14 @@ class RunnerQ5(Warm):
             "judges_recycled": judges.recycled,
             "judges_discarded": dict(judges.discarded),
         }
+
+
+class AsBefore(DockerSandbox):
+    """Isolated runs as before reused judges: with ``judges=false`` a fresh judge per run, and
+    here the learner's container pre-imported in full, pytest included."""
+
+    def learner_profile(self, environment: str, files: dict[str, str]) -> PreimportProfile:
+        return PreimportProfile.FULL
 
 
 class HttpQ5(EndToEnd):
@@ -192,8 +202,8 @@ class IsolatedBench:
         self.attributed.start()
         run.meta["background_cpu_start"] = background_rate(3.0)
         runner = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size)
-        fresh = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size, judges=False)
-        self._guarded(run, "runner", runner, lambda: self._runner(run, runner, fresh))
+        before = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size, judges=False)
+        self._guarded(run, "runner", runner, lambda: self._runner(run, runner, before))
         if not self.args.no_http:
             http = HttpQ5(
                 self.q5,
@@ -220,23 +230,22 @@ class IsolatedBench:
         finally:
             variant.close()
 
-    def _runner(self, run: IsolatedRun, runner: RunnerQ5, fresh: RunnerQ5) -> None:
-        """The runner's modes; ``fresh`` grades isolated with a fresh judge per run (as before
-        judges were reused), its pool alive beside ``runner``'s for the whole comparison."""
-        body = functools.partial(self._runner_modes, run, runner, fresh)
-        self._guarded(run, "runner, fresh judges", fresh, body)
+    def _runner(self, run: IsolatedRun, runner: RunnerQ5, before: RunnerQ5) -> None:
+        """The runner's modes; ``before`` grades isolated as before this change (a fresh judge
+        and a fully pre-imported learner), its pool alive beside ``runner``'s throughout."""
+        body = functools.partial(self._runner_modes, run, runner, before)
+        self._guarded(run, "runner, as before", before, body)
 
-    def _runner_modes(self, run: IsolatedRun, runner: RunnerQ5, fresh: RunnerQ5) -> None:
+    def _runner_modes(self, run: IsolatedRun, runner: RunnerQ5, before: RunnerQ5) -> None:
         q5 = self.q5
         run.paced["in_process"] = self._paced(runner, q5.in_process)
         run.paced["isolated"] = self._paced(runner, q5.isolated)
-        run.paced["fresh_judge"] = self._paced(fresh, q5.isolated)
-        run.meta["judges"] = {"reused": runner.describe(), "fresh": fresh.describe()}
-        before = self._idle()
+        run.paced["as_before"] = self._paced(before, q5.isolated)
+        idle = self._idle()
         mark = self.attributed.reading()
         phase = runner.container_cost(CONTAINERS_MEASURED)
         used = self._since(mark)
-        container = LoopPhase("container", phase, (before + self._idle()) / 2, used)
+        container = LoopPhase("container", phase, (idle + self._idle()) / 2, used)
         run.container = container
         print(
             f"  container start+remove: {container.net_cpu_seconds / CONTAINERS_MEASURED:.3f} "
@@ -246,13 +255,13 @@ class IsolatedBench:
         for mode, variant, workload in (
             ("in_process", runner, q5.in_process),
             ("isolated", runner, q5.isolated),
-            ("fresh_judge", fresh, q5.isolated),
-            ("fresh_judge", fresh, q5.isolated),
+            ("as_before", before, q5.isolated),
+            ("as_before", before, q5.isolated),
             ("isolated", runner, q5.isolated),
             ("in_process", runner, q5.in_process),
         ):
             run.loops.append(self._loop(mode, variant, workload))
-        run.meta["judges"] = {"reused": runner.describe(), "fresh": fresh.describe()}
+        run.meta["judges"] = {"reused": runner.describe(), "as_before": before.describe()}
 
     def _http(self, run: IsolatedRun, http: HttpQ5) -> None:
         self.attributed.sessions = http.sessions()
@@ -365,8 +374,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _name(variant: Variant) -> str:
-    fresh = isinstance(variant, RunnerQ5) and not variant.judges
-    return f"{variant.key}{' fresh-judge' if fresh else ''}"
+    before = isinstance(variant, RunnerQ5) and not variant.judges
+    return f"{variant.key}{' as-before' if before else ''}"
 
 
 def _now() -> str:

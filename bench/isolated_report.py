@@ -17,11 +17,11 @@ from .common import PACED_GAP, PhaseResult, Sample, percentile
 
 TARGET_P50 = 0.25
 TARGET_CPU_RATIO = 1.5
-MODES = ("in_process", "isolated", "fresh_judge", "e2e")
+MODES = ("in_process", "isolated", "as_before", "e2e")
 LABELS = {
     "in_process": "in-process, runner warm (`isolated=False`, one container)",
-    "isolated": "isolated, runner warm (fresh learner container, judge restored and reused)",
-    "fresh_judge": "isolated, runner warm, a fresh judge per run too (`judges=false`)",
+    "isolated": "isolated, runner warm (a fresh `serve` learner container, the judge reused)",
+    "as_before": "isolated as before: a fresh judge and a fresh `full` learner per run",
     "e2e": "isolated, HTTP end to end warm (API + Redis + Celery; judges reused)",
 }
 
@@ -305,20 +305,20 @@ def _where(run: IsolatedRun) -> list[str]:
     kind = "our (containers' cgroups + our processes)" if ours else "host net"
     per_container = run.container_cpu(ours=ours)
     cpu_iso = run.ours_cpu("isolated") if ours else run.cpu("isolated")
-    cpu_fresh = run.ours_cpu("fresh_judge") if ours else run.cpu("fresh_judge")
+    cpu_fresh = run.ours_cpu("as_before") if ours else run.cpu("as_before")
     cpu_in = run.ours_cpu("in_process") if ours else run.cpu("in_process")
     if per_container is not None and cpu_iso is not None and cpu_fresh is not None and cpu_in:
         floor = (2 * per_container + max(cpu_in - per_container, 0.0)) / cpu_in
         lines += [
-            f"- CPU ({kind} CPU-s): starting a pre-imported container and removing it costs "
-            f"{per_container:.3f} (measured alone, one after the other). An in-process run "
-            "takes one fresh container; an isolated run takes one fresh container (the "
-            "learner's) plus a judge restored and verified after its previous run, or, with "
-            "`judges=false`, a second fresh container. Measured per submission: in-process "
-            f"{cpu_in:.3f}, isolated with a reused judge {cpu_iso:.3f} ({cpu_iso / cpu_in:.2f}x), "
-            f"with a fresh judge {cpu_fresh:.3f} ({cpu_fresh / cpu_in:.2f}x; with two fresh "
-            f"containers the ratio cannot drop below about {floor:.2f}x). Reusing the judge "
-            f"saves {cpu_fresh - cpu_iso:.3f} per submission.",
+            f"- CPU ({kind} CPU-s): starting a container pre-imported in full and removing it "
+            f"costs {per_container:.3f} (measured alone, one after the other). An in-process "
+            "run takes one such container. An isolated run took two (a fresh judge and a fresh "
+            "learner, both in full: the *as before* row), so its ratio could not drop below "
+            f"about {floor:.2f}x; it now takes one fresh learner container pre-imported without "
+            "pytest (`serve`) and a judge restored and verified after its previous run of the "
+            f"same suite. Measured per submission: in-process {cpu_in:.3f}, isolated "
+            f"{cpu_iso:.3f} ({cpu_iso / cpu_in:.2f}x), as before {cpu_fresh:.3f} "
+            f"({cpu_fresh / cpu_in:.2f}x): {cpu_fresh - cpu_iso:.3f} saved per submission.",
         ]
     return lines
 
@@ -329,11 +329,12 @@ def _method(run: IsolatedRun) -> list[str]:
         "## Method",
         "",
         f"- **Runner warm**: one `DockerSandbox` with `start_pool(size={meta['pool_size']})`: "
-        f"{meta['pool_size']} ready containers per pre-import profile (`full`, `bare` and, "
-        "when judges are reused, `judge`), so both containers of an isolated run come warm; "
-        "a used judge of q5's suite, restored and verified, goes first. The fresh-judge row "
-        "is a second `DockerSandbox` with `judges=false`, its pool alive beside the first for "
-        "the whole comparison. The request is `request_for(q5, reference, expectation, "
+        f"{meta['pool_size']} ready containers per pre-import profile (`full`, `bare`, "
+        "`serve` and `judge`), so both containers of an isolated run come warm; a used judge "
+        "of q5's suite, restored and verified, goes first. The *as before* row is a second "
+        "`DockerSandbox` with `judges=false` whose learner containers are pre-imported in "
+        "full (`bench.isolated.AsBefore`), its pool alive beside the first for the whole "
+        "comparison. The request is `request_for(q5, reference, expectation, "
         "isolated=True|False)`, as the worker builds it; latency is `DockerSandbox.run`.",
         f"- **HTTP end to end**: `POST /v1/submissions?wait=30` through uvicorn, a real "
         f"redis-server and a real Celery worker (`--concurrency "

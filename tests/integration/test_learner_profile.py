@@ -23,11 +23,10 @@ from tests.security.test_cant_forge_hidden_tests import PLAIN
 pytestmark = pytest.mark.docker
 
 TESTS = textwrap.dedent("""
-    from solution import app, loaded
+    from solution import loaded
 
 
     def test_fastapi_is_there_and_pytest_is_not():
-        assert type(app).__name__ == "FastAPI"
         assert loaded() == {"fastapi": True, "pytest": False}
 """)
 SERVED = textwrap.dedent("""
