@@ -1,11 +1,12 @@
 """The q5 row of issue 12: a `tests` challenge's hidden tests graded isolated, against in-process.
 
-    python -m bench.isolated            # full run, about 4 minutes on a 2-core machine
-    python -m bench.isolated --quick    # smoke run, about 2 minutes
+    python -m bench.isolated            # full run, about 6 minutes on a 2-core machine
+    python -m bench.isolated --quick    # smoke run, about 3 minutes
 
 In one run, with q5's reference solution as the learner's code: our runner with a warm pool
-grading it isolated (judge and learner containers) and in-process (``isolated=False``, one
-container), paced and in a closed loop at c=2; then the same isolated grading through HTTP end
+grading it isolated (a fresh learner container, a reused judge), isolated as before (two fresh
+containers, ``AsBefore``) and in-process (``isolated=False``, one container), paced and in a
+closed loop at c=2; then the same isolated grading through HTTP end
 to end (uvicorn, redis-server, a Celery worker). Writes bench/results/isolated.{json,md}.
 Images and sandboxes follow ``GRADER_IMAGES__REPOSITORY`` and ``GRADER_SANDBOX__DEPLOYMENT``.
 """
