@@ -260,10 +260,17 @@ class Shelf:
             self._destroy(ready)
 
 
-def judge_settings(settings: ReuseSettings) -> ReuseSettings:
-    """The shelf of judge containers: every judge of one suite is its tenant (``suite_of``)."""
-    mode = ReuseMode.ANY if settings.judges else ReuseMode.OFF
-    return settings.model_copy(update={"mode": mode})
+GVISOR_RUNTIME = "runsc"
+
+
+def judge_settings(settings: ReuseSettings, runtime: str | None = None) -> ReuseSettings:
+    """The shelf of judge containers: every judge of one suite is its tenant (``suite_of``).
+
+    Never under gVisor: there a same-uid child can write into PID 1's stdout (docs/security.md,
+    "gVisor"), so a compromised judge child could forge the ``ready`` line of a restore.
+    """
+    reused = settings.judges and runtime != GVISOR_RUNTIME
+    return settings.model_copy(update={"mode": ReuseMode.ANY if reused else ReuseMode.OFF})
 
 
 def suite_of(judge_line: bytes) -> str:

@@ -66,7 +66,9 @@ class DockerSandbox:
         self.owner = owner or uuid.uuid4().hex[:12]
         settings = reuse or ReuseSettings()
         self.shelf = Shelf(settings, self.release)
-        self.judges = Shelf(judge_settings(settings), self.release, max_idle=settings.judges_idle)
+        self.judges = Shelf(
+            judge_settings(settings, runtime), self.release, max_idle=settings.judges_idle
+        )
         """Used judge containers of isolated runs, restored and verified, per hidden-test suite."""
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
         builtin = seccomp == BUILTIN_SECCOMP

@@ -258,12 +258,13 @@ def test_a_judges_tenant_is_its_suite_whatever_the_limits() -> None:
 
 @pytest.mark.parametrize("mode", list(ReuseMode))
 def test_judges_are_reused_by_their_own_setting_whatever_the_mode(mode: ReuseMode) -> None:
-    """``judges`` alone decides the judges' shelf; the learner's containers follow ``mode``."""
+    """``judges`` decides the judges' shelf, whatever ``mode``; never under gVisor."""
     on = judge_settings(ReuseSettings(mode=mode, max_runs=7))
     off = judge_settings(ReuseSettings(mode=mode, judges=False))
     assert (on.mode, on.max_runs) == (ReuseMode.ANY, 7)
     assert off.mode is ReuseMode.OFF
     assert ReuseSettings().judges is True
+    assert judge_settings(ReuseSettings(mode=mode), "runsc").mode is ReuseMode.OFF
 
 
 def test_a_used_judge_serves_only_its_suite(destroyed: list[str]) -> None:
