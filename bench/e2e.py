@@ -80,6 +80,8 @@ class EndToEnd(Variant):
         ):
             profiles.append(PreimportProfile.JUDGE)
         self.per_profile = {profile.value: pool_size * served for profile in profiles}
+        if PreimportProfile.JUDGE.value in self.per_profile:  # kept at one (used ones wait too)
+            self.per_profile[PreimportProfile.JUDGE.value] = min(pool_size, 1) * served
         self.containers_per_process = sum(self.per_profile.values())
         self._local = threading.local()
         self._clients: list[httpx.Client] = []

@@ -143,7 +143,11 @@ class DockerSandbox:
     def start_pool(
         self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
     ) -> WarmPool[PoolKey, ReadyContainer]:
-        """Keep ``size`` ready containers per environment and profile (0 disables the pool)."""
+        """Keep ``size`` ready containers per environment and profile (0 disables the pool).
+
+        Judges (``judge`` profile, when judges are reused) are kept at one: used ones wait
+        on ``judges`` for their suite's next run.
+        """
         profiles = (
             [PreimportProfile.FULL, PreimportProfile.BARE]
             if self._preimport
@@ -161,6 +165,8 @@ class DockerSandbox:
             size=size,
             accepts=lambda ready, wanted: fixed_limits(ready.limits) == fixed_limits(wanted),
             activity=self.activity,
+            # A judge is taken from the pool only for a suite's first run or to replace one.
+            sizes={(env, PreimportProfile.JUDGE): min(size, 1) for env in environments},
         )
         self.pool.start()
         return self.pool

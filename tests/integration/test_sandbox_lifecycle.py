@@ -157,8 +157,8 @@ def test_pool_is_drained_on_close(settings: Settings, built_environments: list[s
     sandbox = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     pool = sandbox.start_pool([OLD_ENV, NEW_ENV], size=2, limits=Limits())
     assert pool.wait_until_full(120)
-    # 2 environments x 4 profiles (full, bare, serve, and judge: judges are reused by default)
-    assert sandbox.count_containers(owner=sandbox.owner) == 16
+    # 2 environments x (2 full, 2 bare, 2 serve, 1 judge: judges are reused by default)
+    assert sandbox.count_containers(owner=sandbox.owner) == 14
     sandbox.close()
     assert sandbox.count_containers(owner=sandbox.owner) == 0
 
