@@ -7,13 +7,17 @@ that leftovers of a crashed worker are found and removed.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+import structlog
+
 from ..constants import LABEL_ENVIRONMENT, LABEL_PREFIX, LABEL_ROLE, SANDBOX_UID, SANDBOX_WORKDIR
 from ..domain import Limits
-from ..errors import EngineConflict, NotInEngine, SandboxError
+from ..errors import EngineConflict, GraderError, NotInEngine, SandboxError
 from .engine import DockerClient, EnvironmentImage, engine_errors
 from .stream import AttachStream
 
@@ -23,6 +27,7 @@ LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
 LABEL_PROFILE = f"{LABEL_PREFIX}.profile"
 """What the container was started for: its pre-import profile (``judge``: a reusable judge)."""
+log = structlog.get_logger(__name__)
 _TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
 
 
@@ -203,3 +208,35 @@ def _sandbox_filter(deployment: str, owner: str | None) -> dict[str, list[str]]:
     if owner is not None:
         labels.append(f"{LABEL_OWNER}={owner}")
     return {"label": labels}
+
+
+class Reaper:
+    """A thread that calls ``reap`` (remove expired sandboxes) every ``interval`` seconds."""
+
+    def __init__(self, reap: Callable[[], int]) -> None:
+        self._reap = reap
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, interval: float) -> None:
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    removed = self._reap()
+                except GraderError as exc:
+                    log.warning("reaper_failed", error=str(exc))
+                    continue
+                if removed:
+                    log.info("reaped_orphans", count=removed)
+
+        self._thread = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -273,6 +273,13 @@ def judge_settings(settings: ReuseSettings, runtime: str | None = None) -> Reuse
     return settings.model_copy(update={"mode": ReuseMode.ANY if reused else ReuseMode.OFF})
 
 
+def judge_shelf(
+    settings: ReuseSettings, runtime: str | None, destroy: Callable[[ReadyContainer], None]
+) -> Shelf:
+    """The used judges of one sandbox: per suite, at most ``judges_idle`` in all."""
+    return Shelf(judge_settings(settings, runtime), destroy, max_idle=settings.judges_idle)
+
+
 def suite_of(judge_line: bytes) -> str:
     """The tenant of a judge container: its hidden-test suite, as what the judge is sent.
 

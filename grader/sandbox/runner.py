@@ -19,18 +19,18 @@ from typing import Any
 import structlog
 
 from ..constants import ENV_IMAGE_REPO
-from ..domain import Limits, Observation, RunRequest, RunStatus
-from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxError
+from ..domain import Limits, Observation, RunRequest
+from ..errors import HarnessProtocolError, NotInEngine, SandboxError
 from ..settings import ReuseSettings, SandboxSettings
-from .containers import Containers, fixed_limits
+from .containers import Containers, Reaper, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
 from .pool import Activity, WarmPool
 from .preimport import PreimportProfile, learner_profile_for, modules_for, profile_for
 from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
-from .report import to_observation
-from .reuse import Shelf, judge_settings
+from .report import to_observation, without_report
+from .reuse import Shelf, judge_shelf
 from .seccomp import seccomp_policy
 
 log = structlog.get_logger(__name__)
@@ -66,9 +66,7 @@ class DockerSandbox:
         self.owner = owner or uuid.uuid4().hex[:12]
         settings = reuse or ReuseSettings()
         self.shelf = Shelf(settings, self.release)
-        self.judges = Shelf(
-            judge_settings(settings, runtime), self.release, max_idle=settings.judges_idle
-        )
+        self.judges = judge_shelf(settings, runtime, self.release)
         """Used judge containers of isolated runs, restored and verified, per hidden-test suite."""
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
         builtin = seccomp == BUILTIN_SECCOMP
@@ -86,10 +84,9 @@ class DockerSandbox:
         self.grace = grace_seconds
         self._repository = repository
         self._preimport = preimport
-        self._closing = threading.Event()
         self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
         self._removals_lock = threading.Lock()
-        self._reaper: threading.Thread | None = None
+        self._reaper = Reaper(lambda: self.reap(expired_only=True))
         self._images: dict[str, EnvironmentImage] = {}
         self.activity = Activity()
         """Runs in progress; refills and removals wait for a moment without any."""
@@ -120,21 +117,7 @@ class DockerSandbox:
     def start_reaper(self, interval: float) -> None:
         """Remove expired sandbox containers now and every ``interval`` seconds."""
         self.reap(expired_only=True)
-        if self._reaper is not None:
-            return
-
-        def loop() -> None:
-            while not self._closing.wait(interval):
-                try:
-                    removed = self.reap(expired_only=True)
-                except GraderError as exc:
-                    log.warning("reaper_failed", error=str(exc))
-                    continue
-                if removed:
-                    log.info("reaped_orphans", count=removed)
-
-        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
-        self._reaper.start()
+        self._reaper.start(interval)
 
     def busy(self) -> contextlib.AbstractContextManager[None]:
         """A scope of latency-sensitive work: pool refills and removals wait until it ends."""
@@ -173,15 +156,12 @@ class DockerSandbox:
 
     def close(self) -> None:
         """Drain the pool and remove every container this sandbox owns."""
-        self._closing.set()
+        self._reaper.stop()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
         self.shelf.close()
         self.judges.close()
-        if self._reaper is not None:
-            self._reaper.join(timeout=30)
-            self._reaper = None
         self.drain_removals()
         self.reap(owner=self.owner)
 
@@ -380,26 +360,16 @@ class DockerSandbox:
     ) -> Observation:
         """No report came: the engine says whether memory or time ended the run."""
         oom_killed = bool(self.containers.stop(ready.container_id).get("OOMKilled"))
-        base = {
-            "environment": ready.image.ref,
-            "mode": request.mode,
-            "container_id": ready.container_id,
-            "pool_hit": pool_hit,
-        }
-        if oom_killed:
-            return Observation(
-                status=RunStatus.MEMORY_LIMIT_EXCEEDED,
-                oom_killed=True,
-                error="the sandbox was killed for memory",
-                **base,
-            )
-        if deadline:
-            return Observation(
-                status=RunStatus.TIME_LIMIT_EXCEEDED,
-                timed_out=True,
-                error="no report before the hard deadline",
-                **base,
-            )
+        found = without_report(
+            oom_killed,
+            deadline,
+            environment=ready.image.ref,
+            mode=request.mode,
+            container_id=ready.container_id,
+            pool_hit=pool_hit,
+        )
+        if found is not None:
+            return found
         reason = "report over the size cap" if ready.stream.overflow else "no report"
         raise HarnessProtocolError(f"{reason} from the harness" + ready.stream.stderr_tail())
 

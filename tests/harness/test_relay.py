@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "harness
 from grader_harness import protocol
 from grader_harness.relay import Relay
 
-from grader.sandbox import isolated
+from grader.sandbox import frames
 
 
 class Wires:
@@ -117,9 +117,9 @@ def test_a_child_that_stops_reading_loses_its_channel(
 
 
 def test_the_prefix_and_end_line_are_the_workers() -> None:
-    assert protocol.RPC_PREFIX == isolated.RPC_PREFIX
-    assert protocol.END_LINE == isolated.END_LINE
-    assert protocol.MAX_RPC_FRAME_BYTES == isolated.MAX_FRAME_BYTES
+    assert protocol.RPC_PREFIX == frames.RPC_PREFIX
+    assert protocol.END_LINE == frames.END_LINE
+    assert protocol.MAX_RPC_FRAME_BYTES == frames.MAX_FRAME_BYTES
 
 
 def test_a_reused_judge_reads_to_the_workers_end_dropping_late_frames(wires: Wires) -> None:

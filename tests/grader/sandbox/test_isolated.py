@@ -21,8 +21,9 @@ import pytest
 
 from grader.domain import EnvironmentRef, LearnerCode, Limits, RunMode, RunRequest, RunStatus
 from grader.errors import HarnessProtocolError
-from grader.sandbox import isolated
-from grader.sandbox.isolated import PairReports, combine, relay
+from grader.sandbox import frames
+from grader.sandbox.frames import PairReports, relay
+from grader.sandbox.isolated import combine
 from grader.sandbox.protocol import JUDGE_MARGIN_SECONDS, HarnessSubmission
 from grader.sandbox.stream import AttachStream
 
@@ -144,14 +145,14 @@ def test_a_learner_that_reports_first_ends_the_judges_channel() -> None:
 @pytest.mark.parametrize(
     ("flood", "cut"),
     [
-        (lambda: [b"rpc " + b"x" * (isolated.MAX_FRAME_BYTES + 1) + b"\n"], "a frame over"),
+        (lambda: [b"rpc " + b"x" * (frames.MAX_FRAME_BYTES + 1) + b"\n"], "a frame over"),
         (lambda: [b'rpc {"x":1}\n'] * 50, "more than 100 bytes"),
     ],
 )
 def test_a_flooding_learner_is_cut_off(
     monkeypatch: pytest.MonkeyPatch, flood: Callable[[], list[bytes]], cut: str
 ) -> None:
-    monkeypatch.setattr(isolated, "MAX_RELAYED_BYTES", 100)
+    monkeypatch.setattr(frames, "MAX_RELAYED_BYTES", 100)
 
     def judge(fake: FakeContainer) -> None:
         fake.read_line()
