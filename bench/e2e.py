@@ -28,7 +28,7 @@ import httpx
 
 from grader.domain.environment import discover
 from grader.sandbox import DockerSandbox, PreimportProfile
-from grader.sandbox.containers import LABEL_OWNER
+from grader.sandbox.containers import LABEL_OWNER, LABEL_PROFILE
 from grader.settings import Settings
 from grader.testing import (
     ROOT,
@@ -70,9 +70,19 @@ class EndToEnd(Variant):
         self.api: subprocess.Popen[bytes] | None = None
         self.base_url = ""
         self.owners: list[str] = []
-        # Each process keeps pool_size containers per environment and pre-import profile.
-        served = len(environments) if environments else len(discover(Settings().images.root))
-        self.containers_per_process = pool_size * served * len(PreimportProfile)
+        # Each process keeps pool_size containers per environment and pre-import profile
+        # (``judge`` too when judges are reused: its used judges wait beside them).
+        settings = Settings()
+        served = len(environments) if environments else len(discover(settings.images.root))
+        profiles = [PreimportProfile.FULL, PreimportProfile.BARE, PreimportProfile.SERVE]
+        if self._worker_settings().get("GRADER_SANDBOX__REUSE__JUDGES", "") != "false" and (
+            settings.sandbox.reuse.judges
+        ):
+            profiles.append(PreimportProfile.JUDGE)
+        self.per_profile = {profile.value: pool_size * served for profile in profiles}
+        if PreimportProfile.JUDGE.value in self.per_profile:  # kept at one (used ones wait too)
+            self.per_profile[PreimportProfile.JUDGE.value] = min(pool_size, 1) * served
+        self.containers_per_process = sum(self.per_profile.values())
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
         self._clients_lock = threading.Lock()
@@ -161,23 +171,32 @@ class EndToEnd(Variant):
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
-                ids = [
+                running = [
                     [
-                        str(c["Id"])
+                        c
                         for c in client.api.containers(
                             filters={"label": f"{LABEL_OWNER}={owner}", "status": "running"}
                         )
+                        if _harness_alive(client, str(c["Id"]))
                     ]
                     for owner in self.owners
                 ]
-                if all(len(found) >= self.containers_per_process for found in ids):
-                    if _all_idle([i for found in ids for i in found]):
+                if all(self._full(found) for found in running):
+                    if _all_idle([str(c["Id"]) for found in running for c in found]):
                         return
                     continue
                 time.sleep(0.1)
         finally:
             client.close()
         raise RuntimeError(f"worker pools did not refill in {timeout:.0f} s")
+
+    def _full(self, containers: list[dict[str, Any]]) -> bool:
+        """One process's containers cover its pool: per profile, used judges count too."""
+        counts: dict[str, int] = {}
+        for container in containers:
+            profile = (container.get("Labels") or {}).get(LABEL_PROFILE, "")
+            counts[profile] = counts.get(profile, 0) + 1
+        return all(counts.get(profile, 0) >= n for profile, n in self.per_profile.items())
 
     def tail(self, name: str, lines: int = 40) -> str:
         path = Path(self.folder.name) / name
@@ -296,6 +315,21 @@ def _cpu_usage(container_id: str) -> int | None:
             continue
         return int(text.strip())
     return None
+
+
+def _harness_alive(client: docker.DockerClient, container_id: str) -> bool:
+    """Whether the container's PID 1 (its harness) still lives.
+
+    The engine lists a container as running for a moment after its harness exited (a run
+    that just ended, its CPU counter already still): counted, it passed for a ready one.
+    """
+    try:
+        pid = int(client.api.inspect_container(container_id)["State"]["Pid"])
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+        state = stat.rpartition(")")[2].split()[0]
+    except (docker.errors.DockerException, OSError, ValueError, IndexError, KeyError):
+        return False
+    return pid > 0 and state not in ("Z", "X")
 
 
 def _all_idle(container_ids: list[str]) -> bool:

@@ -1,11 +1,12 @@
 """The q5 row of issue 12: a `tests` challenge's hidden tests graded isolated, against in-process.
 
-    python -m bench.isolated            # full run, about 4 minutes on a 2-core machine
-    python -m bench.isolated --quick    # smoke run, about 2 minutes
+    python -m bench.isolated            # full run, about 6 minutes on a 2-core machine
+    python -m bench.isolated --quick    # smoke run, about 3 minutes
 
 In one run, with q5's reference solution as the learner's code: our runner with a warm pool
-grading it isolated (judge and learner containers) and in-process (``isolated=False``, one
-container), paced and in a closed loop at c=2; then the same isolated grading through HTTP end
+grading it isolated (a fresh learner container, a reused judge), isolated as before (two fresh
+containers, ``AsBefore``) and in-process (``isolated=False``, one container), paced and in a
+closed loop at c=2; then the same isolated grading through HTTP end
 to end (uvicorn, redis-server, a Celery worker). Writes bench/results/isolated.{json,md}.
 Images and sandboxes follow ``GRADER_IMAGES__REPOSITORY`` and ``GRADER_SANDBOX__DEPLOYMENT``.
 """
@@ -13,6 +14,7 @@ Images and sandboxes follow ``GRADER_IMAGES__REPOSITORY`` and ``GRADER_SANDBOX__
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import os
 import platform
@@ -62,14 +64,21 @@ class RunnerQ5(Warm):
     key = "warm"
     label = "ours: runner, warm pool"
 
-    def __init__(self, q5: Q5, settings: Settings, frames: FrameLog, pool_size: int) -> None:
+    def __init__(
+        self, q5: Q5, settings: Settings, frames: FrameLog, pool_size: int, *, judges: bool = True
+    ) -> None:
         super().__init__(pool_size)
         self.q5 = q5
-        self.settings = settings
+        reuse = settings.sandbox.reuse.model_copy(update={"judges": judges})
+        sandbox = settings.sandbox.model_copy(update={"reuse": reuse})
+        self.settings = settings.model_copy(update={"sandbox": sandbox})
         self.frames = frames
+        self.judges = judges
+        """False: isolated runs as before reused judges and ``serve`` learners (``AsBefore``)."""
 
     def start(self) -> None:
-        self.sandbox = DockerSandbox.from_settings(
+        kind = DockerSandbox if self.judges else AsBefore
+        self.sandbox = kind.from_settings(
             self.settings.sandbox, repository=self.settings.images.repository
         )
         self.sandbox.start_pool([ENVIRONMENT], size=self.pool_size, limits=LIMITS)
@@ -92,6 +101,11 @@ class RunnerQ5(Warm):
             parts["frames_to_judge"] = float(event["frames_to_judge"])
         return Sample(latency, problem is None, obs.peak_memory_bytes, obs.pool_hit, problem, parts)
 
+    def settle(self) -> None:
+        assert self.sandbox is not None  # noqa: S101
+        self.sandbox.judges.wait_settled()  # a judge's restore belongs to its run's cost
+        super().settle()
+
     def container_cost(self, count: int) -> PhaseResult:
         """Start (pre-imported, ``full``) and remove ``count`` containers one after the other."""
         assert self.sandbox is not None  # noqa: S101
@@ -107,7 +121,23 @@ class RunnerQ5(Warm):
         return PhaseResult(1, samples, window, cpu, window)
 
     def describe(self) -> dict[str, Any]:
-        return {"pool_size": self.pool_size, "limits": LIMITS.model_dump()}
+        assert self.sandbox is not None  # noqa: S101
+        judges = self.sandbox.judges
+        return {
+            "pool_size": self.pool_size,
+            "limits": LIMITS.model_dump(),
+            "judges_reused": self.judges,
+            "judges_recycled": judges.recycled,
+            "judges_discarded": dict(judges.discarded),
+        }
+
+
+class AsBefore(DockerSandbox):
+    """Isolated runs as before reused judges: with ``judges=false`` a fresh judge per run, and
+    here the learner's container pre-imported in full, pytest included."""
+
+    def learner_profile(self, environment: str, files: dict[str, str]) -> PreimportProfile:
+        return PreimportProfile.FULL
 
 
 class HttpQ5(EndToEnd):
@@ -173,7 +203,8 @@ class IsolatedBench:
         self.attributed.start()
         run.meta["background_cpu_start"] = background_rate(3.0)
         runner = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size)
-        self._guarded(run, "runner", runner, lambda: self._runner(run, runner))
+        before = RunnerQ5(self.q5, self.settings, self.frames, self.args.pool_size, judges=False)
+        self._guarded(run, "runner", runner, lambda: self._runner(run, runner, before))
         if not self.args.no_http:
             http = HttpQ5(
                 self.q5,
@@ -200,28 +231,38 @@ class IsolatedBench:
         finally:
             variant.close()
 
-    def _runner(self, run: IsolatedRun, runner: RunnerQ5) -> None:
+    def _runner(self, run: IsolatedRun, runner: RunnerQ5, before: RunnerQ5) -> None:
+        """The runner's modes; ``before`` grades isolated as before this change (a fresh judge
+        and a fully pre-imported learner), its pool alive beside ``runner``'s throughout."""
+        body = functools.partial(self._runner_modes, run, runner, before)
+        self._guarded(run, "runner, as before", before, body)
+
+    def _runner_modes(self, run: IsolatedRun, runner: RunnerQ5, before: RunnerQ5) -> None:
         q5 = self.q5
         run.paced["in_process"] = self._paced(runner, q5.in_process)
         run.paced["isolated"] = self._paced(runner, q5.isolated)
-        before = self._idle()
+        run.paced["as_before"] = self._paced(before, q5.isolated)
+        idle = self._idle()
         mark = self.attributed.reading()
         phase = runner.container_cost(CONTAINERS_MEASURED)
         used = self._since(mark)
-        container = LoopPhase("container", phase, (before + self._idle()) / 2, used)
+        container = LoopPhase("container", phase, (idle + self._idle()) / 2, used)
         run.container = container
         print(
             f"  container start+remove: {container.net_cpu_seconds / CONTAINERS_MEASURED:.3f} "
             "host CPU-s each (net)",
             flush=True,
         )
-        for mode, workload in (
-            ("in_process", q5.in_process),
-            ("isolated", q5.isolated),
-            ("isolated", q5.isolated),
-            ("in_process", q5.in_process),
+        for mode, variant, workload in (
+            ("in_process", runner, q5.in_process),
+            ("isolated", runner, q5.isolated),
+            ("as_before", before, q5.isolated),
+            ("as_before", before, q5.isolated),
+            ("isolated", runner, q5.isolated),
+            ("in_process", runner, q5.in_process),
         ):
-            run.loops.append(self._loop(mode, runner, workload))
+            run.loops.append(self._loop(mode, variant, workload))
+        run.meta["judges"] = {"reused": runner.describe(), "as_before": before.describe()}
 
     def _http(self, run: IsolatedRun, http: HttpQ5) -> None:
         self.attributed.sessions = http.sessions()
@@ -259,7 +300,7 @@ class IsolatedBench:
         variant.settle()
         cpu, window = meter.stop()
         phase = PhaseResult(1, samples, busy, cpu, window)
-        self._echo(f"{variant.key} {workload.label} paced", phase)
+        self._echo(f"{_name(variant)} {workload.label} paced", phase)
         return phase
 
     def _loop(self, mode: str, variant: Variant, workload: Workload) -> LoopPhase:
@@ -277,7 +318,7 @@ class IsolatedBench:
         background = (before + self._idle()) / 2  # the pool is full and idle again here
         phase = PhaseResult(self.loop.concurrency, samples, wall, cpu, window)
         loop = LoopPhase(mode, phase, background, used)
-        self._echo(f"{variant.key} {workload.label} c={self.loop.concurrency}", loop.phase, loop)
+        self._echo(f"{_name(variant)} {workload.label} c={self.loop.concurrency}", loop.phase, loop)
         return loop
 
     def _echo(self, name: str, phase: PhaseResult, loop: LoopPhase | None = None) -> None:
@@ -331,6 +372,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.pool_size < 2 or args.worker_pool_size < 2:
         parser.error("an isolated run takes two containers: pool sizes must be at least 2")
     return args
+
+
+def _name(variant: Variant) -> str:
+    before = isinstance(variant, RunnerQ5) and not variant.judges
+    return f"{variant.key}{' as-before' if before else ''}"
 
 
 def _now() -> str:

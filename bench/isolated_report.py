@@ -17,11 +17,12 @@ from .common import PACED_GAP, PhaseResult, Sample, percentile
 
 TARGET_P50 = 0.25
 TARGET_CPU_RATIO = 1.5
-MODES = ("in_process", "isolated", "e2e")
+MODES = ("in_process", "isolated", "as_before", "e2e")
 LABELS = {
     "in_process": "in-process, runner warm (`isolated=False`, one container)",
-    "isolated": "isolated, runner warm (judge + learner containers)",
-    "e2e": "isolated, HTTP end to end warm (API + Redis + Celery)",
+    "isolated": "isolated, runner warm (a fresh `serve` learner container, the judge reused)",
+    "as_before": "isolated as before: a fresh judge and a fresh `full` learner per run",
+    "e2e": "isolated, HTTP end to end warm (API + Redis + Celery; judges reused)",
 }
 
 
@@ -304,17 +305,20 @@ def _where(run: IsolatedRun) -> list[str]:
     kind = "our (containers' cgroups + our processes)" if ours else "host net"
     per_container = run.container_cpu(ours=ours)
     cpu_iso = run.ours_cpu("isolated") if ours else run.cpu("isolated")
+    cpu_fresh = run.ours_cpu("as_before") if ours else run.cpu("as_before")
     cpu_in = run.ours_cpu("in_process") if ours else run.cpu("in_process")
-    if per_container is not None and cpu_iso is not None and cpu_in:
+    if per_container is not None and cpu_iso is not None and cpu_fresh is not None and cpu_in:
         floor = (2 * per_container + max(cpu_in - per_container, 0.0)) / cpu_in
         lines += [
-            f"- CPU ({kind} CPU-s): starting a pre-imported container and removing it costs "
-            f"{per_container:.3f} (measured alone, one after the other). An isolated run takes "
-            f"two containers, an in-process run one: containers alone account for "
-            f"{2 * per_container:.3f} against {per_container:.3f} per submission; the measured "
-            f"totals are {cpu_iso:.3f} against {cpu_in:.3f} (the rest: the run itself, the "
-            "relay, the worker). With a fresh container per side and the in-process run's own "
-            f"work unchanged, the ratio cannot drop below about {floor:.2f}x.",
+            f"- CPU ({kind} CPU-s): starting a container pre-imported in full and removing it "
+            f"costs {per_container:.3f} (measured alone, one after the other). An in-process "
+            "run takes one such container. An isolated run took two (a fresh judge and a fresh "
+            "learner, both in full: the *as before* row), so its ratio could not drop below "
+            f"about {floor:.2f}x; it now takes one fresh learner container pre-imported without "
+            "pytest (`serve`) and a judge restored and verified after its previous run of the "
+            f"same suite. Measured per submission: in-process {cpu_in:.3f}, isolated "
+            f"{cpu_iso:.3f} ({cpu_iso / cpu_in:.2f}x), as before {cpu_fresh:.3f} "
+            f"({cpu_fresh / cpu_in:.2f}x): {cpu_fresh - cpu_iso:.3f} saved per submission.",
         ]
     return lines
 
@@ -325,10 +329,13 @@ def _method(run: IsolatedRun) -> list[str]:
         "## Method",
         "",
         f"- **Runner warm**: one `DockerSandbox` with `start_pool(size={meta['pool_size']})`: "
-        f"{meta['pool_size']} ready containers per pre-import profile, so both containers of "
-        "an isolated run (judge and learner use the same `full` profile) come warm. The "
-        "request is `request_for(q5, reference, expectation, isolated=True|False)`, as the "
-        "worker builds it; latency is `DockerSandbox.run`.",
+        f"{meta['pool_size']} ready containers per pre-import profile (`full`, `bare`, "
+        "`serve` and `judge`), so both containers of an isolated run come warm; a used judge "
+        "of q5's suite, restored and verified, goes first. The *as before* row is a second "
+        "`DockerSandbox` with `judges=false` whose learner containers are pre-imported in "
+        "full (`bench.isolated.AsBefore`), its pool alive beside the first for the whole "
+        "comparison. The request is `request_for(q5, reference, expectation, "
+        "isolated=True|False)`, as the worker builds it; latency is `DockerSandbox.run`.",
         f"- **HTTP end to end**: `POST /v1/submissions?wait=30` through uvicorn, a real "
         f"redis-server and a real Celery worker (`--concurrency "
         f"{meta['worker_concurrency']}`, a pool of {meta['worker_pool_size']} per process and "
@@ -336,12 +343,14 @@ def _method(run: IsolatedRun) -> list[str]:
         f"- **Paced**: one submission at a time, each after the pool is full again and a "
         f"{PACED_GAP:g} s idle gap (as `bench.run`); p50/p90 from these.",
         "- **Closed loop at c=2**: two threads each submit again as soon as they have the "
-        "answer; the runner's two modes alternate in A-B-B-A order to cancel drift. "
+        "answer; the runner's three modes alternate in A-B-C-C-B-A order to cancel drift. "
         "Throughput = successful submissions / wall time. Host CPU = busy time of the whole "
         "host from `/proc/stat` from the phase's start until the pool is full again (the refill "
         "of the containers used is counted), minus the host's idle rate (the mean of 1 s "
         "measured just before and 1 s just after the phase) times the window (*net*); *raw* "
-        "keeps it. The price of one container is measured the same way.",
+        "keeps it. The price of one container is measured the same way. *Ours* = CPU of "
+        "this deployment's sandbox containers (their cgroups) plus our own processes, "
+        "read before and after the phase: the ratio that other tenants' load does not blur.",
         "- **Checked**: every sample's observation is graded with `grader.domain.compare` (over "
         "HTTP: the stored verdict); it counts only when the verdict is `passed` with exactly "
         "q5's five hidden tests, each `passed`. Otherwise it is an error.",

@@ -63,6 +63,18 @@ class ReuseSettings(BaseModel):
     idle_per_key: int = Field(
         default=2, ge=1, description="Used containers kept waiting per environment, profile, key"
     )
+    judges: bool = Field(
+        default=True,
+        description="Restore and reuse the judge container of isolated runs (hidden tests, "
+        "never the learner's code) for the same suite; the learner's side stays fresh. "
+        "Independent of mode (docs/security.md, 'Reused judges')",
+    )
+    judges_idle: int = Field(
+        default=4,
+        ge=1,
+        description="Used judges kept waiting per worker process, across all suites (the one "
+        "waiting longest goes first)",
+    )
 
 
 class SandboxSettings(BaseModel):

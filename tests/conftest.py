@@ -58,7 +58,7 @@ def built_environments(settings: Settings) -> list[str]:
 def sandbox(settings: Settings, built_environments: list[str]) -> Iterator[DockerSandbox]:
     created = DockerSandbox.from_settings(settings.sandbox, repository=settings.images.repository)
     yield created
-    created.reap(owner=created.owner)
+    created.close()  # its used judges wait with their attach streams open
 
 
 PostCondition = Callable[[Observation | None, float, Limits], None]

@@ -7,13 +7,17 @@ that leftovers of a crashed worker are found and removed.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
+import structlog
+
 from ..constants import LABEL_ENVIRONMENT, LABEL_PREFIX, LABEL_ROLE, SANDBOX_UID, SANDBOX_WORKDIR
 from ..domain import Limits
-from ..errors import EngineConflict, NotInEngine, SandboxError
+from ..errors import EngineConflict, GraderError, NotInEngine, SandboxError
 from .engine import DockerClient, EnvironmentImage, engine_errors
 from .stream import AttachStream
 
@@ -21,6 +25,9 @@ ROLE_SANDBOX = "sandbox"
 LABEL_DEPLOYMENT = f"{LABEL_PREFIX}.deployment"
 LABEL_OWNER = f"{LABEL_PREFIX}.owner"
 LABEL_EXPIRES = f"{LABEL_PREFIX}.expires"
+LABEL_PROFILE = f"{LABEL_PREFIX}.profile"
+"""What the container was started for: its pre-import profile (``judge``: a reusable judge)."""
+log = structlog.get_logger(__name__)
 _TMPFS_OPTIONS = f"uid={SANDBOX_UID},gid={SANDBOX_UID},mode=0700,noexec,nosuid,nodev"
 
 
@@ -76,22 +83,35 @@ class Containers:
         seccomp: str | None,
         runtime: str | None,
         report_max_bytes: int,
+        reuse_seccomp: str | None = None,
     ) -> None:
         self._client = client
         self.owner = owner
         self.deployment = deployment
         self._seccomp = seccomp
+        self._reuse_seccomp = seccomp if reuse_seccomp is None else reuse_seccomp
         self._runtime = runtime
         self._report_max = report_max_bytes
 
     def create(
-        self, image: EnvironmentImage, limits: Limits, expires: float, argv: list[str]
+        self,
+        image: EnvironmentImage,
+        limits: Limits,
+        expires: float,
+        argv: list[str],
+        *,
+        reuse: bool = False,
+        profile: str = "",
     ) -> str:
-        """A hardened container of ``image`` that runs the harness; not started yet."""
+        """A hardened container of ``image`` that runs the harness; not started yet.
+
+        A container started for ``reuse`` gets the reuse seccomp policy (no POSIX queues).
+        """
         api = self._client.api
+        seccomp = self._reuse_seccomp if reuse else self._seccomp
         with engine_errors(f"cannot create a sandbox for {image.environment}"):
             host_config = api.create_host_config(
-                **host_config_kwargs(limits, seccomp=self._seccomp, runtime=self._runtime)
+                **host_config_kwargs(limits, seccomp=seccomp, runtime=self._runtime)
             )
             created = api.create_container(
                 image=image.image_id,
@@ -110,6 +130,7 @@ class Containers:
                     LABEL_OWNER: self.owner,
                     LABEL_ENVIRONMENT: image.environment,
                     LABEL_EXPIRES: str(int(expires)),
+                    LABEL_PROFILE: profile,
                 },
                 host_config=host_config,
             )
@@ -187,3 +208,35 @@ def _sandbox_filter(deployment: str, owner: str | None) -> dict[str, list[str]]:
     if owner is not None:
         labels.append(f"{LABEL_OWNER}={owner}")
     return {"label": labels}
+
+
+class Reaper:
+    """A thread that calls ``reap`` (remove expired sandboxes) every ``interval`` seconds."""
+
+    def __init__(self, reap: Callable[[], int]) -> None:
+        self._reap = reap
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self, interval: float) -> None:
+        if self._thread is not None:
+            return
+
+        def loop() -> None:
+            while not self._stopping.wait(interval):
+                try:
+                    removed = self._reap()
+                except GraderError as exc:
+                    log.warning("reaper_failed", error=str(exc))
+                    continue
+                if removed:
+                    log.info("reaped_orphans", count=removed)
+
+        self._thread = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None

@@ -2,23 +2,23 @@
 
 The judge container runs the hidden tests with pytest and never executes the learner's code;
 the learner container imports the learner's modules and answers the judge's requests. Neither
-container can reach the other: the worker copies each ``rpc`` line from one attach stream to
-the other, without parsing it, under a size cap per frame and a byte budget per direction.
-The verdict's test results come from the judge's report only; the learner's report adds what
+container can reach the other: the worker relays their frames (``frames.py``). A judge is
+reused for its suite's next run when judges are reused (``reuse.py``, ``judge_shelf``). The
+verdict's test results come from the judge's report only; the learner's report adds what
 its supervisor saw (output, limits, a syntax error). See docs/harness.md, "Isolated runs".
 """
 
 from __future__ import annotations
 
-import select
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from ..domain import EnvironmentRef, Limits, Observation, RunRequest, RunStatus
 from ..errors import HarnessProtocolError
+from .frames import MAX_FRAME_BYTES, PairReports, relay
+from .preimport import PreimportProfile
 from .protocol import (
     JUDGE_MARGIN_SECONDS,
     FinalReport,
@@ -26,154 +26,13 @@ from .protocol import (
     parse_line,
 )
 from .report import to_observation
-from .stream import AttachStream
+from .reuse import suite_of
 
 if TYPE_CHECKING:
+    from .ready import ReadyContainer
     from .runner import DockerSandbox
 
 log = structlog.get_logger(__name__)
-
-RPC_PREFIX = b"rpc "
-END_LINE = b"end"
-MAX_FRAME_BYTES = 1024 * 1024
-"""As ``grader_harness.protocol.MAX_RPC_FRAME_BYTES``: a longer line is not relayed."""
-MAX_RELAYED_BYTES = 64 * 1024 * 1024
-"""What one side may send the other in one run; past it the channel is cut."""
-LEARNER_GRACE_SECONDS = 2.0
-"""How long the learner's report may take once the judge is done and the channel closed."""
-
-
-@dataclass
-class _Side:
-    name: str
-    stream: AttachStream
-    outbox: bytearray
-    report: bytes | None = None
-    relayed: int = 0
-    frames: int = 0
-    ended: bool = False  # we sent it ``end``: nothing more goes its way
-
-    def end(self) -> None:
-        if not self.ended:
-            self.ended = True
-            self.outbox += END_LINE + b"\n"
-
-
-@dataclass
-class PairReports:
-    """The two report lines (None when one never came) and what the relay saw."""
-
-    judge: bytes | None
-    learner: bytes | None
-    frames_to_learner: int = 0
-    frames_to_judge: int = 0
-    cut: str | None = None
-
-
-def relay(
-    judge: AttachStream,
-    learner: AttachStream,
-    judge_line: bytes,
-    learner_line: bytes,
-    deadline: float,
-) -> PairReports:
-    """Send both submissions, relay frames until the judge reports, then collect the learner's.
-
-    A learner report that comes first (a syntax error, a crash, its time limit) ends the
-    channel for the judge, whose pending request then fails; a learner that floods the channel
-    is cut off the same way.
-    """
-    return _Relay(judge, learner, judge_line, learner_line).run(deadline)
-
-
-class _Relay:
-    def __init__(
-        self, judge: AttachStream, learner: AttachStream, judge_line: bytes, learner_line: bytes
-    ) -> None:
-        self.judge = _Side("judge", judge, bytearray(judge_line))
-        self.learner = _Side("learner", learner, bytearray(learner_line))
-        self.cut: str | None = None
-
-    def peer(self, side: _Side) -> _Side:
-        return self.learner if side is self.judge else self.judge
-
-    def run(self, deadline: float) -> PairReports:
-        sides = (self.judge, self.learner)
-        for side in sides:
-            side.stream.sock.setblocking(False)
-        try:
-            limit = deadline
-            while self.learner.report is None or self.judge.report is None:
-                if self.judge.report is not None and limit == deadline:
-                    limit = min(deadline, time.monotonic() + LEARNER_GRACE_SECONDS)
-                if not self._step(limit):
-                    break
-        finally:
-            for side in sides:
-                side.stream.sock.setblocking(True)
-        return PairReports(
-            judge=self.judge.report,
-            learner=self.learner.report,
-            frames_to_learner=self.judge.frames,
-            frames_to_judge=self.learner.frames,
-            cut=self.cut,
-        )
-
-    def _step(self, limit: float) -> bool:
-        """Wait for one round of reads and writes; False when nothing more can happen."""
-        remaining = limit - time.monotonic()
-        reading = [s for s in (self.judge, self.learner) if s.report is None and not s.stream.eof]
-        if remaining <= 0 or not reading:
-            return False
-        writing = [s for s in (self.judge, self.learner) if s.outbox and not s.stream.eof]
-        readable, writable, _ = select.select(
-            [s.stream.sock for s in reading], [s.stream.sock for s in writing], [], remaining
-        )
-        for side in writing:
-            if side.stream.sock in writable:
-                _flush(side)
-        for side in reading:
-            if side.stream.sock in readable:
-                side.stream.pump()
-                self._lines(side)
-        return True
-
-    def _lines(self, side: _Side) -> None:
-        while side.report is None and (line := side.stream.next_line()) is not None:
-            if not line.startswith(RPC_PREFIX):
-                side.report = line
-                self.peer(side).end()  # the channel is over for the other side too
-                return
-            self._forward(side, line)
-
-    def _forward(self, side: _Side, line: bytes) -> None:
-        peer = self.peer(side)
-        if peer.ended or peer.report is not None:
-            return
-        side.relayed += len(line)
-        side.frames += 1
-        problem = None
-        if len(line) > MAX_FRAME_BYTES + len(RPC_PREFIX):
-            problem = f"the {side.name} sent a frame over {MAX_FRAME_BYTES} bytes"
-        elif side.relayed > MAX_RELAYED_BYTES:
-            problem = f"the {side.name} sent more than {MAX_RELAYED_BYTES} bytes"
-        if problem is None:
-            peer.outbox += line + b"\n"
-            return
-        self.cut = self.cut or problem
-        peer.end()
-        side.end()
-
-
-def _flush(side: _Side) -> None:
-    try:
-        sent = side.stream.sock.send(side.outbox)
-    except BlockingIOError:
-        return
-    except OSError:  # the container is gone; its report (or its absence) tells the rest
-        side.outbox.clear()
-        return
-    del side.outbox[:sent]
 
 
 def combine(
@@ -284,17 +143,26 @@ def _sum(left: float | None, right: float | None) -> float | None:
 def run_isolated(
     sandbox: DockerSandbox, environment: str, request: RunRequest, limits: Limits
 ) -> Observation:
-    """Run ``request``'s hidden tests in one container against its learner code in another."""
+    """Run ``request``'s hidden tests in one container against its learner code in another.
+
+    The learner's container is always a fresh one. The judge's is a used one of the same
+    suite when judges are reused (``ReuseSettings.judges``) and one is waiting; after a plain
+    run it goes back on ``sandbox.judges`` once its supervisor has restored and verified it.
+    """
     if request.learner is None:
         raise ValueError("not an isolated request")
     judge_line = HarnessSubmission.of(request, limits).line()
     learner_line = HarnessSubmission.serving(request, limits).line()
     learner_request = request.model_copy(update={"files": request.learner.files, "learner": None})
     cap = sandbox.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 + MAX_FRAME_BYTES
+    suite = suite_of(judge_line) if sandbox.judges.enabled else None
+    learner_profile = sandbox.learner_profile(environment, request.learner.files)
     with sandbox.busy():
-        judge, judge_warm = sandbox.take(environment, request, limits)
+        judge, judge_warm = _take_judge(sandbox, environment, request, limits, suite)
         try:
-            learner, learner_warm = sandbox.take(environment, learner_request, limits)
+            learner, learner_warm = sandbox.take(
+                environment, learner_request, limits, profile=learner_profile
+            )
         except BaseException:
             sandbox.destroy(judge)
             raise
@@ -304,7 +172,12 @@ def run_isolated(
                 ready.stream.stdout_cap = cap
             deadline = time.monotonic() + limits.wall_seconds + JUDGE_MARGIN_SECONDS
             reports = relay(
-                judge.stream, learner.stream, judge_line, learner_line, deadline + sandbox.grace
+                judge.stream,
+                learner.stream,
+                judge_line,
+                learner_line,
+                deadline + sandbox.grace,
+                close_judge=suite is not None and judge.reuse,
             )
             learner_oom = False
             if reports.learner is None:
@@ -329,8 +202,11 @@ def run_isolated(
             for ready in pair:
                 sandbox.destroy(ready)
             raise
-    for ready in pair:
-        sandbox.release(ready)
+    sandbox.release(learner)
+    if suite is not None and reports.judge_closed and reports.judge and reports.cut is None:
+        sandbox.judges.after_run(judge, _judge_alone(reports.judge, request, judge), suite)
+    else:
+        sandbox.release(judge)
     log.info(
         "sandbox_isolated_run",
         judge_container_id=judge.container_id,
@@ -340,6 +216,37 @@ def run_isolated(
         frames_to_learner=reports.frames_to_learner,
         frames_to_judge=reports.frames_to_judge,
         cut=reports.cut,
+        judge_runs=judge.runs,
         wall_seconds=observation.wall_seconds,
     )
     return observation
+
+
+def _take_judge(
+    sandbox: DockerSandbox, environment: str, request: RunRequest, limits: Limits, suite: str | None
+) -> tuple[ReadyContainer, bool]:
+    """A judge container: a used one of ``suite``, a warm reusable one, or a fresh one."""
+    if suite is None:
+        return sandbox.take(environment, request, limits)
+    key = (environment, PreimportProfile.JUDGE)
+    used = sandbox.judges.take(key, suite, limits)
+    if used is not None:
+        return used, True
+    warm = sandbox.pool.take(key, limits) if sandbox.pool is not None else None
+    if warm is not None:
+        return warm, True
+    return sandbox.prestart(environment, limits, profile=PreimportProfile.JUDGE), False
+
+
+def _judge_alone(report: bytes, request: RunRequest, judge: ReadyContainer) -> Observation:
+    """The judge's own run, which alone decides whether its container may serve again."""
+    return to_observation(
+        parse_line(report, FinalReport),
+        environment=judge.image.ref,
+        mode=request.mode,
+        requested_state=(),
+        oom_killed=False,
+        container_id=judge.container_id,
+        pool_hit=True,
+        child_mode="judge",
+    )

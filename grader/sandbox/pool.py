@@ -89,12 +89,15 @@ class WarmPool(Generic[K, T]):
         size: int,
         activity: Activity | None = None,
         defer_max: float = 5.0,
+        sizes: dict[K, int] | None = None,
     ) -> None:
         self._start = start
         self._destroy = destroy
         self._alive = alive
         self._accepts = accepts
         self._size = max(size, 0)
+        self._sizes = {key: max(min(n, self._size), 0) for key, n in (sizes or {}).items()}
+        """Keys kept at fewer than ``size`` ready sandboxes."""
         self._ready: dict[K, deque[T]] = {key: deque() for key in keys}
         self._lock = threading.Condition()
         self._closed = False
@@ -110,6 +113,10 @@ class WarmPool(Generic[K, T]):
     @property
     def size(self) -> int:
         return self._size
+
+    def size_of(self, key: K) -> int:
+        """How many ready sandboxes ``key`` is kept at."""
+        return self._sizes.get(key, self._size)
 
     def start(self) -> None:
         """Begin filling in the background (nothing happens when the size is 0)."""
@@ -140,6 +147,8 @@ class WarmPool(Generic[K, T]):
                 self.misses += 1
             else:
                 self.hits += 1
+        if found is None:
+            log.info("warm_pool_miss", key=str(key), unusable=len(unusable))
         for item in unusable:  # outside the lock: a removal takes a while
             self._discard(item)
         return found
@@ -152,7 +161,7 @@ class WarmPool(Generic[K, T]):
         """Block until every key has ``size`` ready sandboxes (tests, benchmarks)."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            while any(len(q) < self._size for q in self._ready.values()):
+            while any(len(q) < self.size_of(k) for k, q in self._ready.items()):
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closed:
                     return False
@@ -225,7 +234,7 @@ class WarmPool(Generic[K, T]):
             failed = self._failed_at.get(key)
             if failed is not None and now - failed < _RETRY_AFTER_FAILURE:
                 continue
-            if len(queue) < fewest:
+            if len(queue) < min(fewest, self.size_of(key)):
                 best, fewest = key, len(queue)
         return best
 

@@ -30,6 +30,8 @@ class ReadyContainer:
     tenant: str | None = None
     """Whose runs it serves once used (reuse mode): an API key id, or ``*`` for anyone."""
     born: float = field(default_factory=time.monotonic)
+    shelved: float = 0.0
+    """When it last went back on a shelf, restored (reuse mode and judges)."""
 
     @property
     def container_id(self) -> str:

@@ -149,3 +149,37 @@ def case_run(case: WireCase) -> CaseRun:
         oom_killed=case.oom_killed,
         output_limit_exceeded=case.output_limit_exceeded,
     )
+
+
+def without_report(
+    oom_killed: bool,
+    deadline: bool,
+    *,
+    environment: EnvironmentRef,
+    mode: RunMode,
+    container_id: str,
+    pool_hit: bool,
+) -> Observation | None:
+    """The observation of a run whose report never came, when the engine tells why: killed
+    for memory, or past the hard deadline. None: no reason of the run's (ours, then)."""
+    base: dict[str, Any] = {
+        "environment": environment,
+        "mode": mode,
+        "container_id": container_id,
+        "pool_hit": pool_hit,
+    }
+    if oom_killed:
+        return Observation(
+            status=RunStatus.MEMORY_LIMIT_EXCEEDED,
+            oom_killed=True,
+            error="the sandbox was killed for memory",
+            **base,
+        )
+    if deadline:
+        return Observation(
+            status=RunStatus.TIME_LIMIT_EXCEEDED,
+            timed_out=True,
+            error="no report before the hard deadline",
+            **base,
+        )
+    return None

@@ -7,12 +7,16 @@ the run ended plainly (an exit, no limit hit, a valid child report or a syntax e
 container is under its run and age limits, and its supervisor then restored it and said so
 in a verified ``ready`` line (``grader_harness/restore.py``). Anything else removes it.
 
-Isolated runs (hidden tests: a judge and a learner container) never reuse a container; see
-docs/security.md, "Reuse mode".
+The learner's container of an isolated run (hidden tests) is never reused. Its judge
+container, which never runs the learner's code, is, by default and whatever the mode: on a
+shelf of its own (``judge_settings``), for the same hidden-test suite only (``suite_of``);
+see docs/security.md, "Reused judges".
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 import time
 from collections import deque
@@ -46,8 +50,16 @@ ShelfKey = tuple[Hashable, str]
 class Shelf:
     """Used containers, restored and verified, waiting for their tenant's next run."""
 
-    def __init__(self, settings: ReuseSettings, destroy: Callable[[ReadyContainer], None]) -> None:
+    def __init__(
+        self,
+        settings: ReuseSettings,
+        destroy: Callable[[ReadyContainer], None],
+        *,
+        max_idle: int | None = None,
+    ) -> None:
         self.settings = settings
+        self._max_idle = max_idle
+        """Used containers kept waiting in all, whatever their tenant (None: no bound)."""
         self._destroy = destroy
         self._idle: dict[ShelfKey, deque[ReadyContainer]] = {}
         self._pending: dict[ShelfKey, int] = {}
@@ -141,7 +153,7 @@ class Shelf:
 
     def idle_count(self) -> int:
         with self._cond:
-            return sum(len(queue) for queue in self._idle.values())
+            return self._idle_total()
 
     def idle_ids(self) -> set[str]:
         """The ids of the used containers waiting for a run (tests, diagnostics)."""
@@ -185,16 +197,18 @@ class Shelf:
             if problem is None:
                 ready.runs += 1
                 ready.tenant = tenant
+                ready.shelved = time.monotonic()
                 queue = self._idle.setdefault(shelf_key, deque())
                 queue.append(ready)
                 while len(queue) > self.settings.idle_per_key:
                     evicted.append(queue.popleft())
+                evicted += self._over_max_idle()
                 self.recycled += 1
         try:
             if problem is not None:
                 self._discard(ready, problem)
             for old in evicted:
-                self._discard(old, "more idle containers than idle_per_key")
+                self._discard(old, "more idle containers than idle_per_key or max_idle")
         finally:
             self._settle(shelf_key)  # settled once its removal, if any, is under way
 
@@ -212,6 +226,17 @@ class Shelf:
         if event.verified is not True or event.problems:
             return "restore not verified: " + "; ".join(event.problems)[:500]
         return None
+
+    def _over_max_idle(self) -> list[ReadyContainer]:
+        """Take the longest-waiting containers off the shelf while there are too many."""
+        over: list[ReadyContainer] = []
+        while self._max_idle is not None and self._idle_total() > self._max_idle:
+            queue = min((q for q in self._idle.values() if q), key=lambda q: q[0].shelved)
+            over.append(queue.popleft())
+        return over
+
+    def _idle_total(self) -> int:
+        return sum(len(queue) for queue in self._idle.values())
 
     def _settle(self, shelf_key: ShelfKey) -> None:
         with self._cond:
@@ -233,6 +258,38 @@ class Shelf:
         log.info("sandbox_discarded", container_id=ready.container_id, reason=reason[:300])
         with suppress(GraderError):
             self._destroy(ready)
+
+
+GVISOR_RUNTIME = "runsc"
+
+
+def judge_settings(settings: ReuseSettings, runtime: str | None = None) -> ReuseSettings:
+    """The shelf of judge containers: every judge of one suite is its tenant (``suite_of``).
+
+    Never under gVisor: there a same-uid child can write into PID 1's stdout (docs/security.md,
+    "gVisor"), so a compromised judge child could forge the ``ready`` line of a restore.
+    """
+    reused = settings.judges and runtime != GVISOR_RUNTIME
+    return settings.model_copy(update={"mode": ReuseMode.ANY if reused else ReuseMode.OFF})
+
+
+def judge_shelf(
+    settings: ReuseSettings, runtime: str | None, destroy: Callable[[ReadyContainer], None]
+) -> Shelf:
+    """The used judges of one sandbox: per suite, at most ``judges_idle`` in all."""
+    return Shelf(judge_settings(settings, runtime), destroy, max_idle=settings.judges_idle)
+
+
+def suite_of(judge_line: bytes) -> str:
+    """The tenant of a judge container: its hidden-test suite, as what the judge is sent.
+
+    A judge serves again only the same files, modules and options (limits aside), so whatever
+    one run could leave in it meets only the same tests.
+    """
+    submission = json.loads(judge_line)
+    submission.pop("limits", None)
+    canonical = json.dumps(submission, sort_keys=True, separators=(",", ":"))
+    return "suite:" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 def _pool_key(ready: ReadyContainer) -> Hashable:

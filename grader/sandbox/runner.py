@@ -19,18 +19,18 @@ from typing import Any
 import structlog
 
 from ..constants import ENV_IMAGE_REPO
-from ..domain import Limits, Observation, RunRequest, RunStatus
-from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxError
+from ..domain import Limits, Observation, RunRequest
+from ..errors import HarnessProtocolError, NotInEngine, SandboxError
 from ..settings import ReuseSettings, SandboxSettings
-from .containers import Containers, fixed_limits
+from .containers import Containers, Reaper, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
 from .pool import Activity, WarmPool
-from .preimport import PreimportProfile, profile_for
+from .preimport import PreimportProfile, learner_profile_for, modules_for, profile_for
 from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
-from .report import to_observation
-from .reuse import Shelf
+from .report import to_observation, without_report
+from .reuse import Shelf, judge_shelf
 from .seccomp import seccomp_policy
 
 log = structlog.get_logger(__name__)
@@ -64,9 +64,13 @@ class DockerSandbox:
     ) -> None:
         self._client = client
         self.owner = owner or uuid.uuid4().hex[:12]
-        self.shelf = Shelf(reuse or ReuseSettings(), self.release)
+        settings = reuse or ReuseSettings()
+        self.shelf = Shelf(settings, self.release)
+        self.judges = judge_shelf(settings, runtime, self.release)
+        """Used judge containers of isolated runs, restored and verified, per hidden-test suite."""
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
-        policy = seccomp_policy(reuse=self.shelf.enabled) if seccomp == BUILTIN_SECCOMP else seccomp
+        builtin = seccomp == BUILTIN_SECCOMP
+        policy = seccomp_policy(reuse=self.shelf.enabled) if builtin else seccomp
         self.containers = Containers(
             client,
             owner=self.owner,
@@ -74,15 +78,15 @@ class DockerSandbox:
             seccomp=policy,
             runtime=runtime,
             report_max_bytes=report_max_bytes,
+            reuse_seccomp=seccomp_policy(reuse=True) if builtin else seccomp,
         )
         self.report_max = report_max_bytes
         self.grace = grace_seconds
         self._repository = repository
         self._preimport = preimport
-        self._closing = threading.Event()
         self._removals = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sandbox-remove")
         self._removals_lock = threading.Lock()
-        self._reaper: threading.Thread | None = None
+        self._reaper = Reaper(lambda: self.reap(expired_only=True))
         self._images: dict[str, EnvironmentImage] = {}
         self.activity = Activity()
         """Runs in progress; refills and removals wait for a moment without any."""
@@ -113,21 +117,7 @@ class DockerSandbox:
     def start_reaper(self, interval: float) -> None:
         """Remove expired sandbox containers now and every ``interval`` seconds."""
         self.reap(expired_only=True)
-        if self._reaper is not None:
-            return
-
-        def loop() -> None:
-            while not self._closing.wait(interval):
-                try:
-                    removed = self.reap(expired_only=True)
-                except GraderError as exc:
-                    log.warning("reaper_failed", error=str(exc))
-                    continue
-                if removed:
-                    log.info("reaped_orphans", count=removed)
-
-        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
-        self._reaper.start()
+        self._reaper.start(interval)
 
     def busy(self) -> contextlib.AbstractContextManager[None]:
         """A scope of latency-sensitive work: pool refills and removals wait until it ends."""
@@ -136,12 +126,20 @@ class DockerSandbox:
     def start_pool(
         self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
     ) -> WarmPool[PoolKey, ReadyContainer]:
-        """Keep ``size`` ready containers per environment and profile (0 disables the pool)."""
+        """Keep ``size`` ready containers per environment and profile (0 disables the pool).
+
+        Judges (``judge`` profile, when judges are reused) are kept at one: used ones wait
+        on ``judges`` for their suite's next run.
+        """
         profiles = (
             [PreimportProfile.FULL, PreimportProfile.BARE]
             if self._preimport
             else [PreimportProfile.BARE]
         )
+        if self._preimport:  # the learner's side of isolated runs
+            profiles.append(PreimportProfile.SERVE)
+        if self.judges.enabled:
+            profiles.append(PreimportProfile.JUDGE)
         self.pool = WarmPool(
             start=lambda key: self.prestart(key[0], limits, ttl=ttl, profile=key[1]),
             destroy=self.destroy,
@@ -150,20 +148,20 @@ class DockerSandbox:
             size=size,
             accepts=lambda ready, wanted: fixed_limits(ready.limits) == fixed_limits(wanted),
             activity=self.activity,
+            # A judge is taken from the pool only for a suite's first run or to replace one.
+            sizes={(env, PreimportProfile.JUDGE): min(size, 1) for env in environments},
         )
         self.pool.start()
         return self.pool
 
     def close(self) -> None:
         """Drain the pool and remove every container this sandbox owns."""
-        self._closing.set()
+        self._reaper.stop()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
         self.shelf.close()
-        if self._reaper is not None:
-            self._reaper.join(timeout=30)
-            self._reaper = None
+        self.judges.close()
         self.drain_removals()
         self.reap(owner=self.owner)
 
@@ -217,13 +215,20 @@ class DockerSandbox:
         return observation
 
     def take(
-        self, environment: str, request: RunRequest, limits: Limits, *, tenant: str | None = None
+        self,
+        environment: str,
+        request: RunRequest,
+        limits: Limits,
+        *,
+        tenant: str | None = None,
+        profile: PreimportProfile | None = None,
     ) -> tuple[ReadyContainer, bool]:
         """A ready container for ``request``: a warm one when the pool has it (then True).
 
-        With a ``tenant`` (reuse mode) a used container of that tenant comes first.
+        With a ``tenant`` (reuse mode) a used container of that tenant comes first. The
+        ``profile`` is the request's own (``profile_for``) unless given.
         """
-        profile = self.profile_for(environment, request)
+        profile = profile or self.profile_for(environment, request)
         if tenant is not None:
             used = self.shelf.take((environment, profile), tenant, limits)
             if used is not None:
@@ -242,6 +247,11 @@ class DockerSandbox:
         image = self.resolve(environment)
         return profile_for(request, image.preimport if self._preimport else ())
 
+    def learner_profile(self, environment: str, files: dict[str, str]) -> PreimportProfile:
+        """The pre-import profile of an isolated run's learner container (``files``)."""
+        image = self.resolve(environment)
+        return learner_profile_for(files, image.preimport if self._preimport else ())
+
     def prestart(
         self,
         environment: str,
@@ -253,15 +263,17 @@ class DockerSandbox:
         """Create and start a container, and wait until its harness has pre-imported."""
         image = self.resolve(environment)
         lifetime = ttl if ttl is not None else READY_TIMEOUT + limits.wall_seconds + 60
-        reuse = self.shelf.enabled
+        reuse = self.shelf.enabled or profile is PreimportProfile.JUDGE
         if reuse:  # the reaper must not remove a container that may still serve runs
             lifetime = max(lifetime, self.shelf.settings.max_age_seconds + 60)
         expires = time.time() + lifetime
-        modules = image.preimport if self._preimport and profile is PreimportProfile.FULL else ()
+        modules = modules_for(profile, image.preimport) if self._preimport else ()
         argv = harness_argv(modules, reuse=reuse)
         container_id: str | None = None
         try:
-            container_id = self.containers.create(image, limits, expires, argv)
+            container_id = self.containers.create(
+                image, limits, expires, argv, reuse=reuse, profile=profile.value
+            )
             stream = self.containers.attach_and_start(container_id)
         except SandboxError as exc:
             if isinstance(exc, NotInEngine):
@@ -348,26 +360,16 @@ class DockerSandbox:
     ) -> Observation:
         """No report came: the engine says whether memory or time ended the run."""
         oom_killed = bool(self.containers.stop(ready.container_id).get("OOMKilled"))
-        base = {
-            "environment": ready.image.ref,
-            "mode": request.mode,
-            "container_id": ready.container_id,
-            "pool_hit": pool_hit,
-        }
-        if oom_killed:
-            return Observation(
-                status=RunStatus.MEMORY_LIMIT_EXCEEDED,
-                oom_killed=True,
-                error="the sandbox was killed for memory",
-                **base,
-            )
-        if deadline:
-            return Observation(
-                status=RunStatus.TIME_LIMIT_EXCEEDED,
-                timed_out=True,
-                error="no report before the hard deadline",
-                **base,
-            )
+        found = without_report(
+            oom_killed,
+            deadline,
+            environment=ready.image.ref,
+            mode=request.mode,
+            container_id=ready.container_id,
+            pool_hit=pool_hit,
+        )
+        if found is not None:
+            return found
         reason = "report over the size cap" if ready.stream.overflow else "no report"
         raise HarnessProtocolError(f"{reason} from the harness" + ready.stream.stderr_tail())
 

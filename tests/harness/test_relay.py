@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "images" / "harness
 from grader_harness import protocol
 from grader_harness.relay import Relay
 
-from grader.sandbox import isolated
+from grader.sandbox import frames
 
 
 class Wires:
@@ -117,6 +117,42 @@ def test_a_child_that_stops_reading_loses_its_channel(
 
 
 def test_the_prefix_and_end_line_are_the_workers() -> None:
-    assert protocol.RPC_PREFIX == isolated.RPC_PREFIX
-    assert protocol.END_LINE == isolated.END_LINE
-    assert protocol.MAX_RPC_FRAME_BYTES == isolated.MAX_FRAME_BYTES
+    assert protocol.RPC_PREFIX == frames.RPC_PREFIX
+    assert protocol.END_LINE == frames.END_LINE
+    assert protocol.MAX_RPC_FRAME_BYTES == frames.MAX_FRAME_BYTES
+
+
+def test_a_reused_judge_reads_to_the_workers_end_dropping_late_frames(wires: Wires) -> None:
+    """After its run a reused judge's supervisor drops late frames up to ``end``: True."""
+    wires.relay.close()  # the child is gone
+    os.write(wires.stdin_w, b'rpc {"late":1}\nrpc {"later":2}\nend\n')
+    assert wires.relay.await_end(5.0) is True
+    assert wires.relay.ended and not wires.relay.stdin_open
+
+
+def test_an_end_already_relayed_during_the_run_is_enough(wires: Wires) -> None:
+    """An ``end`` the relay took during the run (the learner reported first) counts."""
+    os.write(wires.stdin_w, b"end\n")
+    wires.relay.on_stdin()
+    wires.relay.close()
+    assert wires.relay.await_end(0.1) is True
+
+
+@pytest.mark.parametrize(
+    ("sent", "why"),
+    [
+        (b"", "no end within the timeout"),
+        (b'end\n{"version": 1}\n', "bytes after end: never mistaken for a submission"),
+        (None, "end of stdin is not the worker's end"),
+    ],
+)
+def test_a_judge_channel_not_ended_plainly_is_not_reused(
+    wires: Wires, sent: bytes | None, why: str
+) -> None:
+    """Without exactly the worker's ``end`` the judge's container must go."""
+    wires.relay.close()
+    if sent is None:
+        os.close(wires.stdin_w)
+    else:
+        os.write(wires.stdin_w, sent)
+    assert wires.relay.await_end(0.2) is False, why

@@ -63,13 +63,15 @@ def post_conditions(
     def check(obs: Observation | None, elapsed: float, limits: Limits) -> None:
         sandbox = run.sandbox
         # The run's container is gone, and no container of this session's owner is left over
-        # (the session's sandbox has no warm pool, so there is nothing else to allow for).
+        # (the session's sandbox has no warm pool; only judges of hidden-test suites graded
+        # earlier in the session wait for their suite's next run).
         existing = {c.id for c in engine.containers.list(all=True, sparse=True)}
         if obs is not None:
             assert obs.container_id is not None
             assert obs.container_id not in existing
         assert sandbox.pool is None
-        assert sandbox.count_containers(owner=sandbox.owner) == 0
+        assert sandbox.judges.wait_settled()
+        assert sandbox.count_containers(owner=sandbox.owner) == sandbox.judges.idle_count()
         # The verdict arrived within the wall limit + 2 s (over what a trivial run costs here).
         budget = baseline + limits.wall_seconds + VERDICT_GRACE + COLD_START_SLACK
         assert elapsed <= budget, f"verdict after {elapsed:.2f}s, budget {budget:.2f}s"
@@ -77,7 +79,7 @@ def post_conditions(
         following = run.script("print('next')")
         assert following.status is RunStatus.COMPLETED
         assert following.stdout.text == "next\n"
-        assert sandbox.count_containers(owner=sandbox.owner) == 0
+        assert sandbox.count_containers(owner=sandbox.owner) == sandbox.judges.idle_count()
 
     return check
 

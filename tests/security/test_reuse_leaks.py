@@ -128,8 +128,11 @@ class ProbingSandbox:
             self._probe_same_container(environment, profile, limits, obs)
         else:
             self.removed += 1
-        # Every container of this sandbox is one that waits for a run: none is left over.
-        assert self.inner.count_containers(owner=self.inner.owner) == self.inner.shelf.idle_count()
+        # Every container of this sandbox is one that waits for a run (a run's own or a
+        # suite's judge): none is left over.
+        self.inner.judges.wait_settled()
+        waiting = self.inner.shelf.idle_count() + self.inner.judges.idle_count()
+        assert self.inner.count_containers(owner=self.inner.owner) == waiting
         return obs
 
     def _is_kept(self, obs: Observation) -> bool:

@@ -20,19 +20,27 @@ if TYPE_CHECKING:
 
 
 def forked_by_zygote(fds: list[int]) -> None:
-    """The child of a reuse-mode run, forked by the zygote: read the job, then as usual."""
+    """The child of a reuse-mode run, forked by the zygote: read the job, then as usual.
+
+    A judge's child (hidden tests) also holds its frame pipes, read and write, last.
+    """
     try:
-        job_r, out_w, err_w, rep_w, cmp_w = fds
+        job_r, out_w, err_w, rep_w, cmp_w = fds[:5]
+        channel = (fds[5], fds[6]) if len(fds) == 7 else None
         data = bytearray()
         while chunk := os.read(job_r, READ_CHUNK):
             data += chunk
         os.close(job_r)
         job = Job.decode(bytes(data))
-        prepare_child(out_w, err_w, (rep_w, cmp_w), ())
+        if (channel is not None) != (job.mode == "judge"):
+            return  # frame pipes go to a judge, and only to one: never guess
+        prepare_child(out_w, err_w, (rep_w, cmp_w, *(channel or ())), ())
         code = compile_or_exit(job, cmp_w)
         entry_path = os.path.join(WORKDIR, job.entry)
         snippet_files = frozenset(os.path.join(WORKDIR, n) for n in job.files if n.endswith(".py"))
-        child.main(job.mode, entry_path, code, snippet_files, job.state, rep_w, None, job.modules)
+        child.main(
+            job.mode, entry_path, code, snippet_files, job.state, rep_w, channel, job.modules
+        )
     finally:
         os._exit(70)
 

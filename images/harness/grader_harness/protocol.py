@@ -41,6 +41,9 @@ SUPPORTED_MODES = ("script", "pytest")
 # The two halves of an isolated run: ``judge`` runs the hidden tests and never the learner's
 # code; ``serve`` imports the learner's modules and answers the judge's requests.
 ISOLATED_MODES = ("judge", "serve")
+# The modes a reuse-capable container may serve again after a restore: a judge's container
+# (never the learner's code) and, in reuse mode, a run's own.
+REUSABLE_MODES = ("script", "pytest", "judge")
 
 RPC_PREFIX = b"rpc "
 END_LINE = b"end"

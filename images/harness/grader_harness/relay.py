@@ -12,8 +12,13 @@ channel; the session goes on without it and the other side sees the end of the c
 from __future__ import annotations
 
 import os
+import select
+import time
 
 from .protocol import END_LINE, MAX_RPC_BACKLOG_BYTES, MAX_RPC_FRAME_BYTES, READ_CHUNK, RPC_PREFIX
+
+END_WAIT_SECONDS = 5.0
+"""How long a reused judge's supervisor waits, after its report, for the worker's ``end``."""
 
 # typing costs the container's start-up ~6 ms; annotations only need it for the checker.
 TYPE_CHECKING = False
@@ -28,6 +33,7 @@ class Relay:
         "child_in",
         "child_out",
         "emit",
+        "ended",
         "frames_in",
         "frames_out",
         "inbound",
@@ -51,6 +57,7 @@ class Relay:
         self.emit = emit
         self.stdin = stdin
         self.stdin_open = True
+        self.ended = False  # the worker's ``end`` came (not merely the end of stdin)
         self.outbound = bytearray()  # child -> worker, an incomplete line
         self.inbound = bytearray(leftover)  # worker -> us, an incomplete line
         self.pending = bytearray()  # worker -> child, complete frames not yet written
@@ -121,6 +128,18 @@ class Relay:
         if not self.stdin_open and not self.pending:
             self._close_child_in()
 
+    def await_end(self, timeout: float) -> bool:
+        """After the run (reuse mode): read stdin up to the worker's ``end``, dropping frames
+        meant for the child that is gone. True when it came within ``timeout`` seconds and
+        nothing followed it, so the next line on stdin is the next submission."""
+        deadline = time.monotonic() + timeout
+        while self.stdin_open:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self.stdin], [], [], remaining)[0]:
+                return False
+            self.on_stdin()
+        return self.ended and not self.inbound
+
     def _take_inbound(self) -> None:
         while True:
             newline = self.inbound.find(b"\n")
@@ -129,6 +148,7 @@ class Relay:
             line = bytes(self.inbound[:newline])
             del self.inbound[: newline + 1]
             if line == END_LINE:
+                self.ended = True
                 self._end_of_input()
                 return
             if len(line) > MAX_RPC_FRAME_BYTES + len(RPC_PREFIX):

@@ -27,10 +27,10 @@ from .protocol import (
     MAX_CHILD_REPORT_BYTES,
     MAX_COMPILE_REPORT_BYTES,
     PROTOCOL_VERSION,
-    SUPPORTED_MODES,
+    REUSABLE_MODES,
     WORKDIR,
 )
-from .relay import Relay
+from .relay import END_WAIT_SECONDS, Relay
 from .restore import Pristine, kill_all_others, restore, summary, verify
 from .submission import HarnessError, Job, parse_job, read_submission, write_files
 from .warmup import preimport
@@ -146,8 +146,8 @@ def supervise(
     of this process; a job with stdin or cases never runs in a reused container (the worker
     sends it to a fresh one, removed after it), so it is forked here.
     """
-    if zygote is not None and job.mode not in ISOLATED_MODES and not job.stdin and not job.cases:
-        return _supervise_from(zygote, job)
+    if zygote is not None and job.mode != "serve" and not job.stdin and not job.cases:
+        return _supervise_from(zygote, job, leftover)
     stdin_fd = stdin_descriptor(job.stdin if stdin is None else stdin)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
@@ -213,25 +213,39 @@ def stdin_descriptor(text: str) -> int:
     return fd
 
 
-def _supervise_from(zygote: Zygote, job: Job) -> dict[str, Any]:
-    """Reuse mode: the pristine zygote forks the child, which reads its job from a pipe."""
+def _supervise_from(zygote: Zygote, job: Job, leftover: bytes = b"") -> dict[str, Any]:
+    """Reuse mode: the pristine zygote forks the child, which reads its job from a pipe.
+
+    A ``judge`` child also gets its frame pipes; ``zygote.channel`` keeps their relay.
+    """
     job_r, job_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     rep_r, rep_w = os.pipe()
     cmp_r, cmp_w = os.pipe()
+    theirs = [job_r, out_w, err_w, rep_w, cmp_w]
+    ours: tuple[int, int] | None = None
+    if job.mode == "judge":
+        to_child_r, to_child_w = os.pipe()
+        from_child_r, from_child_w = os.pipe()
+        theirs += [to_child_r, from_child_w]
+        ours = (from_child_r, to_child_w)
     started = time.monotonic()
-    pid = zygote.spawn([job_r, out_w, err_w, rep_w, cmp_w])
-    for fd in (job_r, out_w, err_w, rep_w, cmp_w):
+    pid = zygote.spawn(theirs)
+    for fd in theirs:
         os.close(fd)
     write_all(job_w, job.encode())
     os.close(job_w)
+    zygote.channel = None
+    if ours is not None:
+        zygote.channel = Relay(ours[0], ours[1], emit=write_out, leftover=leftover)
     capture = Capture(
         pid,
         Stream(out_r, job.stdout_cap),
         Stream(err_r, job.stderr_cap),
         Stream(rep_r, MAX_CHILD_REPORT_BYTES),
         Stream(cmp_r, MAX_COMPILE_REPORT_BYTES),
+        zygote.channel,
     )
     return _observe(job.wall_seconds, pid, started, capture, spare=zygote.pid)
 
@@ -318,6 +332,8 @@ def main(argv: list[str]) -> int:
         runs += 1
         if zygote is None or not plain:
             return 0
+        if zygote.channel is not None and not zygote.channel.await_end(END_WAIT_SECONDS):
+            return 0  # a judge's channel must end with the worker's ``end`` and nothing after
         problems = restore(zygote.pid)
         problems += verify(pristine, zygote.pid, zygote.state())
         emit({**ready, "runs": runs, **summary(problems)})
@@ -354,10 +370,11 @@ def _serve_one(started: float, zygote: Zygote | None, runs: int) -> tuple[dict[s
     if oom_before is not None and memory.get("oom_kills") is not None:
         memory["oom_kills"] -= oom_before
     plain = (
-        job.mode in SUPPORTED_MODES
+        job.mode in REUSABLE_MODES
         and not job.stdin  # forked by this process, not the zygote: never reused
         and not job.cases
-        and not leftover
+        and (not leftover or job.mode == "judge")  # a judge's early frames are its relay's
+        and not (report.get("relay") or {}).get("problem")
         and report.get("status") in ("completed", "syntax_error")
         and report.get("exit_code") is not None
         and report.get("signal") is None

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import socket
     from collections.abc import Callable
 
+    from .relay import Relay
+
 MAX_FDS = 8
 _FORK = b"fork"
 
@@ -45,6 +47,8 @@ class Zygote:
                 os._exit(0)
         theirs.close()
         self.pid = pid
+        self.channel: Relay | None = None
+        """The frame relay of the run just forked, when it was a judge's (isolated runs)."""
 
     def spawn(self, fds: list[int]) -> int:
         """Have the zygote fork a child holding ``fds``; the child's pid (now PID 1's child)."""

@@ -21,8 +21,9 @@ import pytest
 
 from grader.domain import EnvironmentRef, LearnerCode, Limits, RunMode, RunRequest, RunStatus
 from grader.errors import HarnessProtocolError
-from grader.sandbox import isolated
-from grader.sandbox.isolated import PairReports, combine, relay
+from grader.sandbox import frames
+from grader.sandbox.frames import PairReports, relay
+from grader.sandbox.isolated import combine
 from grader.sandbox.protocol import JUDGE_MARGIN_SECONDS, HarnessSubmission
 from grader.sandbox.stream import AttachStream
 
@@ -144,14 +145,14 @@ def test_a_learner_that_reports_first_ends_the_judges_channel() -> None:
 @pytest.mark.parametrize(
     ("flood", "cut"),
     [
-        (lambda: [b"rpc " + b"x" * (isolated.MAX_FRAME_BYTES + 1) + b"\n"], "a frame over"),
+        (lambda: [b"rpc " + b"x" * (frames.MAX_FRAME_BYTES + 1) + b"\n"], "a frame over"),
         (lambda: [b'rpc {"x":1}\n'] * 50, "more than 100 bytes"),
     ],
 )
 def test_a_flooding_learner_is_cut_off(
     monkeypatch: pytest.MonkeyPatch, flood: Callable[[], list[bytes]], cut: str
 ) -> None:
-    monkeypatch.setattr(isolated, "MAX_RELAYED_BYTES", 100)
+    monkeypatch.setattr(frames, "MAX_RELAYED_BYTES", 100)
 
     def judge(fake: FakeContainer) -> None:
         fake.read_line()
@@ -319,3 +320,59 @@ def test_the_two_submission_lines() -> None:
         ["solution"],
     )
     assert learner["limits"]["wall_seconds"] == 3
+
+
+def test_a_reusable_judge_gets_its_pending_frames_then_end_once() -> None:
+    """With ``close_judge`` the judge is sent ``end`` after the run, exactly once."""
+
+    def judge(fake: FakeContainer) -> None:
+        fake.read_line()
+        fake.write(b'rpc {"q":1}\n')
+        fake.read_line()
+        fake.write(report(side="judge"))
+        fake.read_line()  # what the worker sends after the report
+
+    judge_stream, learner_stream, fakes = pair(judge, echo_learner)
+    got = relay(
+        judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 10, close_judge=True
+    )
+    THREADS[0].join(timeout=5)
+    assert got.judge_closed is True
+    assert fakes[0].received == [b"J", b'rpc }1:"q"{', b"end"]
+
+
+def test_a_judge_told_end_during_the_run_is_not_told_twice() -> None:
+    """A learner reporting first ends the judge's channel; closing it sends nothing more."""
+
+    def judge(fake: FakeContainer) -> None:
+        fake.read_line()
+        fake.read_line()  # end, once the learner reported
+        fake.write(report(side="judge"))
+        fake.read_line(timeout=0.5)  # nothing more may come
+
+    def learner(fake: FakeContainer) -> None:
+        fake.read_line()
+        fake.write(report(side="learner", status="syntax_error"))
+
+    judge_stream, learner_stream, fakes = pair(judge, learner)
+    got = relay(
+        judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 10, close_judge=True
+    )
+    THREADS[0].join(timeout=5)
+    assert got.judge_closed is True
+    assert fakes[0].received == [b"J", b"end"]
+
+
+def test_a_judge_that_never_reported_is_not_closed_for_reuse() -> None:
+    """No judge report (deadline): nothing is sent and it is not reusable."""
+
+    def judge(fake: FakeContainer) -> None:
+        fake.read_line()
+        fake.read_line(timeout=2)
+
+    judge_stream, learner_stream, _ = pair(judge, echo_learner)
+    got = relay(
+        judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 0.5, close_judge=True
+    )
+    assert got.judge is None
+    assert got.judge_closed is False

@@ -44,6 +44,7 @@ class Factory:
         envs: tuple[str, ...] = ("a", "b"),
         activity: Activity | None = None,
         defer_max: float = 5.0,
+        sizes: dict[str, int] | None = None,
     ) -> WarmPool[str, Fake]:
         return WarmPool(
             start=self.start,
@@ -54,6 +55,7 @@ class Factory:
             size=size,
             activity=activity,
             defer_max=defer_max,
+            sizes=sizes,
         )
 
 
@@ -244,3 +246,18 @@ def test_take_hands_out_the_newest_first() -> None:
     pool._ready["a"].extend(Fake("a", n, Limits()) for n in (10, 11, 12))
     taken = [pool.take("a", Limits()) for _ in range(3)]
     assert [item.number for item in taken if item] == [12, 11, 10]
+
+
+def test_a_key_can_be_kept_at_fewer_ready_items() -> None:
+    """``sizes`` keeps one key below ``size`` (judges: one), the others at ``size``."""
+    factory = Factory()
+    pool = factory.pool(3, sizes={"b": 1})
+    pool.start()
+    assert pool.wait_until_full(5)
+    time.sleep(0.2)  # the filler had time to overfill, if it would
+    assert (pool.ready_count("a"), pool.ready_count("b")) == (3, 1)
+    assert (pool.size_of("a"), pool.size_of("b")) == (3, 1)
+    assert pool.take("b", Limits()) is not None
+    assert pool.wait_until_full(5)
+    assert pool.ready_count("b") == 1
+    pool.close()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from grader.domain import RunMode, RunRequest
-from grader.sandbox.preimport import PreimportProfile, imported_roots, profile_for
+from grader.sandbox.preimport import (
+    PreimportProfile,
+    imported_roots,
+    learner_profile_for,
+    modules_for,
+    profile_for,
+)
 
 PREIMPORT = ("fastapi", "httpx", "pytest")
 
@@ -67,3 +73,33 @@ def test_an_image_without_preimports_is_always_bare() -> None:
     pytest_run = RunRequest(mode=RunMode.PYTEST, files={"t.py": "import pytest\n"}, entry="t.py")
     assert profile_for(pytest_run, ()) is PreimportProfile.BARE
     assert profile_for(script(("main.py", "import fastapi\n")), ()) is PreimportProfile.BARE
+
+
+@pytest.mark.parametrize(
+    ("files", "profile"),
+    [
+        ({"solution.py": "from fastapi import FastAPI\nfrom pydantic import BaseModel\n"}, "serve"),
+        ({"solution.py": "def add(a, b):\n    return a + b\n"}, "bare"),
+        ({"solution.py": "import helper\n", "helper.py": "import json\n"}, "bare"),
+        ({"solution.py": "import helper\n", "helper.py": "import httpx\n"}, "serve"),
+        ({"solution.py": "import pytest\n\n@pytest.fixture\ndef client(): ...\n"}, "full"),
+        ({"solution.py": "import pytest_asyncio\n"}, "full"),
+        ({"solution.py": "def f(:\n"}, "full"),  # cannot be told: everything
+    ],
+)
+def test_the_learners_side_imports_what_the_learners_files_need(
+    files: dict[str, str], profile: str
+) -> None:
+    """An isolated run's learner container pre-imports pytest only when the learner does."""
+    assert learner_profile_for(files, PREIMPORT) is PreimportProfile(profile)
+    assert learner_profile_for(files, ()) is PreimportProfile.BARE
+
+
+def test_a_serve_container_leaves_test_tooling_out() -> None:
+    """``serve`` imports the environment's packages but pytest and its plugins."""
+    preimport = ("fastapi", "httpx", "pydantic", "pytest", "pytest_asyncio", "anyio")
+    served = ("fastapi", "httpx", "pydantic", "anyio")
+    assert modules_for(PreimportProfile.SERVE, preimport) == served
+    assert modules_for(PreimportProfile.FULL, preimport) == preimport
+    assert modules_for(PreimportProfile.JUDGE, preimport) == preimport
+    assert modules_for(PreimportProfile.BARE, preimport) == ()

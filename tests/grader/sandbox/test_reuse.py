@@ -20,8 +20,8 @@ from grader.domain import (
     RunStatus,
 )
 from grader.sandbox import EnvironmentImage, PreimportProfile, ReadyContainer
-from grader.sandbox.protocol import harness_argv
-from grader.sandbox.reuse import ANYONE, Shelf
+from grader.sandbox.protocol import HarnessSubmission, harness_argv
+from grader.sandbox.reuse import ANYONE, Shelf, judge_settings, suite_of
 from grader.sandbox.seccomp import seccomp_policy
 from grader.sandbox.stream import AttachStream
 from grader.settings import ReuseMode, ReuseSettings
@@ -235,3 +235,66 @@ def test_the_harness_is_told_to_reuse_only_in_reuse_mode() -> None:
     """--reuse is on the container's command line only when asked for."""
     assert "--reuse" not in harness_argv(("fastapi",))
     assert harness_argv(("fastapi",), reuse=True)[-3:] == ["--reuse", "--preimport", "fastapi"]
+
+
+def _judge_line(tests: str = "def test_a(): pass\n", wall: float = 5.0) -> bytes:
+    request = RunRequest(
+        mode=RunMode.PYTEST,
+        files={"test_hidden.py": tests},
+        entry="test_hidden.py",
+        learner=LearnerCode(files={"solution.py": "X = 1\n"}, modules=("solution",)),
+    )
+    return HarnessSubmission.of(request, Limits(wall_seconds=wall)).line()
+
+
+def test_a_judges_tenant_is_its_suite_whatever_the_limits() -> None:
+    """One suite, one tenant; other hidden tests are another tenant; limits do not count."""
+    suite = suite_of(_judge_line())
+    assert suite.startswith("suite:")
+    assert suite_of(_judge_line(wall=9.0)) == suite
+    assert suite_of(_judge_line("def test_b(): pass\n")) != suite
+    assert suite != ANYONE
+
+
+@pytest.mark.parametrize("mode", list(ReuseMode))
+def test_judges_are_reused_by_their_own_setting_whatever_the_mode(mode: ReuseMode) -> None:
+    """``judges`` decides the judges' shelf, whatever ``mode``; never under gVisor."""
+    on = judge_settings(ReuseSettings(mode=mode, max_runs=7))
+    off = judge_settings(ReuseSettings(mode=mode, judges=False))
+    assert (on.mode, on.max_runs) == (ReuseMode.ANY, 7)
+    assert off.mode is ReuseMode.OFF
+    assert ReuseSettings().judges is True
+    assert judge_settings(ReuseSettings(mode=mode), "runsc").mode is ReuseMode.OFF
+
+
+def test_a_used_judge_serves_only_its_suite(destroyed: list[str]) -> None:
+    """A judge kept for one suite is never handed to another suite's run."""
+    shelf = Shelf(judge_settings(ReuseSettings()), lambda r: destroyed.append(r.container_id))
+    judge_key = (ENV, PreimportProfile.JUDGE)
+    used = container("j1", ready_line(runs=1))
+    used.profile = PreimportProfile.JUDGE
+    suite = suite_of(_judge_line())
+    shelf.after_run(used, observation(), suite)
+    assert shelf.wait_settled()
+    assert shelf.take(judge_key, suite_of(_judge_line("def test_b(): pass\n")), Limits()) is None
+    assert shelf.take(judge_key, suite, Limits()) is used
+    assert destroyed == []
+    shelf.close()
+
+
+def test_used_judges_across_suites_are_bounded_the_longest_waiting_go_first(
+    destroyed: list[str],
+) -> None:
+    """``max_idle`` bounds the idle judges of every suite together; the oldest is removed."""
+    shelf = Shelf(
+        judge_settings(ReuseSettings()),
+        lambda r: destroyed.append(r.container_id),
+        max_idle=2,
+    )
+    for number in range(3):
+        used = container(f"j{number}", ready_line(runs=1))
+        shelf.after_run(used, observation(), f"suite:{number}")
+        assert shelf.wait_settled()
+    assert shelf.idle_ids() == {"j1", "j2"}
+    assert destroyed == ["j0"]
+    shelf.close()
