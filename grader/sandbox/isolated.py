@@ -140,11 +140,14 @@ class _Relay:
 
     def _lines(self, side: _Side) -> None:
         while side.report is None and (line := side.stream.next_line()) is not None:
-            if not line.startswith(RPC_PREFIX):
+            if side.stream.is_keyed(line):
                 side.report = line
                 self.peer(side).end()  # the channel is over for the other side too
                 return
-            self._forward(side, line)
+            if line.startswith(RPC_PREFIX):
+                self._forward(side, line)
+            elif line:  # neither a frame nor the supervisor's: a snippet wrote it (gVisor)
+                side.stream.foreign_lines += 1
 
     def _forward(self, side: _Side, line: bytes) -> None:
         peer = self.peer(side)
@@ -319,6 +322,14 @@ def run_isolated(
                 container_id=learner.container_id,
                 pool_hit=judge_warm and learner_warm,
             )
+            if reports.learner is None and not learner_oom and learner.stream.tampered:
+                observation = observation.model_copy(
+                    update={
+                        "status": RunStatus.OUTPUT_LIMIT_EXCEEDED,
+                        "output_limit_exceeded": True,
+                        "error": "the learner wrote into its harness's report channel",
+                    }
+                )
         except BaseException as exc:
             log.warning(
                 "isolated_run_failed",

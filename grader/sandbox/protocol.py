@@ -155,9 +155,17 @@ def _limits(limits: Limits, extra_seconds: float) -> HarnessLimits:
     )
 
 
-class ReadyEvent(_Strict):
-    """First line from the supervisor: packages imported, waiting for the submission."""
+ReportKeyText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+"""The supervisor's per-container secret (``grader_harness/reportkey.py``)."""
 
+
+class ReadyEvent(_Strict):
+    """First line from the supervisor: packages imported, waiting for the submission.
+
+    Its ``key`` starts every later line the supervisor writes; nothing else is believed.
+    """
+
+    key: ReportKeyText
     event: Literal["ready"]
     version: Literal[1]
     pid: int
@@ -249,8 +257,9 @@ class WireCase(_Strict):
 
 
 class FinalReport(_Strict):
-    """The supervisor's one report line."""
+    """The supervisor's one report line (its key is checked before: ``AttachStream.is_keyed``)."""
 
+    key: ReportKeyText | None = None
     event: Literal["report"]
     version: Literal[1]
     status: Literal["completed", "syntax_error", "harness_error"]

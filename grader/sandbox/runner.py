@@ -290,6 +290,7 @@ class DockerSandbox:
                 + ready.stream.stderr_tail()
             )
         event: ReadyEvent = parse_line(line, ReadyEvent)
+        ready.stream.key = event.key  # every later line of the supervisor's carries it
         if event.preimport_failed:
             raise SandboxError(f"pre-import failed in the image: {event.preimport_failed}")
         return event
@@ -323,7 +324,7 @@ class DockerSandbox:
             raise SandboxError(f"cannot send the submission: {exc}") from None
         # The supervisor enforces the wall limit itself; this deadline is the backstop.
         deadline = time.monotonic() + limits.wall_seconds + self.grace
-        answer = stream.read_line(deadline)
+        answer = stream.read_keyed(deadline)
         hit_deadline = answer is None and time.monotonic() >= deadline
         if answer is None or not keep:
             stream.close()  # before kill: a half-read attach stream stalls the container's exit
@@ -332,7 +333,7 @@ class DockerSandbox:
         report: FinalReport = parse_line(answer, FinalReport)
         if report.status == "harness_error":
             raise HarnessProtocolError(f"the harness failed: {report.error}")
-        return to_observation(
+        observation = to_observation(
             report,
             environment=ready.image.ref,
             mode=request.mode,
@@ -342,6 +343,10 @@ class DockerSandbox:
             pool_hit=pool_hit,
             wall_limit=limits.wall_seconds,
         )
+        if stream.foreign_lines and observation.error is None:
+            note = f"{stream.foreign_lines} line(s) written into the report channel were ignored"
+            observation = observation.model_copy(update={"error": note})
+        return observation
 
     def _without_report(
         self, ready: ReadyContainer, request: RunRequest, *, pool_hit: bool, deadline: bool
@@ -366,6 +371,13 @@ class DockerSandbox:
                 status=RunStatus.TIME_LIMIT_EXCEEDED,
                 timed_out=True,
                 error="no report before the hard deadline",
+                **base,
+            )
+        if ready.stream.tampered:  # the snippet wrote into the report channel (gVisor)
+            return Observation(
+                status=RunStatus.OUTPUT_LIMIT_EXCEEDED,
+                output_limit_exceeded=True,
+                error="the snippet wrote into the harness's report channel; no report came",
                 **base,
             )
         reason = "report over the size cap" if ready.stream.overflow else "no report"
