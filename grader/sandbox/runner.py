@@ -65,8 +65,14 @@ class DockerSandbox:
         self._client = client
         self.owner = owner or uuid.uuid4().hex[:12]
         self.shelf = Shelf(reuse or ReuseSettings(), self.release)
+        if runtime == "runsc" and self.shelf.enabled:  # as the settings refuse it (settings.py)
+            raise SandboxError("reuse mode is not available with runtime runsc")
         # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
-        policy = seccomp_policy(reuse=self.shelf.enabled) if seccomp == BUILTIN_SECCOMP else seccomp
+        policy = (
+            seccomp_policy(reuse=self.shelf.enabled, gvisor=runtime == "runsc")
+            if seccomp == BUILTIN_SECCOMP
+            else seccomp
+        )
         self.containers = Containers(
             client,
             owner=self.owner,
