@@ -6,9 +6,10 @@ values both must agree on are tied by ``tests/grader/sandbox/test_contract.py``.
 What comes back is hostile input, validated here and turned into an ``Observation``. Two
 trust levels. The supervisor's fields (exit status, timing, captured bytes, limit flags,
 syntax errors) come from PID 1's keyed lines: only lines carrying the key of its ``ready``
-line are read as its own (under gVisor a snippet can write into PID 1's stdout). The ``child_report``
-comes from the snippet's own process: it is validated separately and, when malformed, only
-marks the run's child report invalid; it can never promote a failure into a pass on its own.
+line are read as its own (under gVisor a snippet can write into PID 1's stdout). The
+``child_report`` comes from the snippet's own process: it is validated separately and, when
+malformed, only marks the run's child report invalid; it can never promote a failure into a
+pass on its own.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from ..constants import ENV_IMAGE_REPO
 from ..domain import Limits, Observation, RunRequest, RunStatus
 from ..errors import GraderError, HarnessProtocolError, NotInEngine, SandboxError
 from ..settings import ReuseSettings, SandboxSettings
+from . import gvisor
 from .containers import Containers, fixed_limits
 from .engine import DockerClient, EnvironmentImage, connect, environment_image
 from .isolated import run_isolated
@@ -29,7 +30,7 @@ from .pool import Activity, WarmPool
 from .preimport import PreimportProfile, profile_for
 from .protocol import FinalReport, HarnessSubmission, ReadyEvent, harness_argv, parse_line
 from .ready import ReadyContainer
-from .report import to_observation
+from .report import noting_foreign_lines, tampered_channel, to_observation
 from .reuse import Shelf
 from .seccomp import seccomp_policy
 
@@ -64,20 +65,14 @@ class DockerSandbox:
     ) -> None:
         self._client = client
         self.owner = owner or uuid.uuid4().hex[:12]
-        self.shelf = Shelf(reuse or ReuseSettings(), self.release)
-        if runtime == "runsc" and self.shelf.enabled:  # as the settings refuse it (settings.py)
-            raise SandboxError("reuse mode is not available with runtime runsc")
-        # Our own policy by default: the engine's still allows io_uring and AF_VSOCK here.
-        policy = (
-            seccomp_policy(reuse=self.shelf.enabled, gvisor=runtime == "runsc")
-            if seccomp == BUILTIN_SECCOMP
-            else seccomp
-        )
+        self.shelf = Shelf(gvisor.reuse_for(runtime, reuse), self.release)
+        if seccomp == BUILTIN_SECCOMP:  # ours: the engine's still allows io_uring and AF_VSOCK
+            seccomp = seccomp_policy(reuse=self.shelf.enabled, gvisor=runtime == gvisor.RUNTIME)
         self.containers = Containers(
             client,
             owner=self.owner,
             deployment=deployment,
-            seccomp=policy,
+            seccomp=seccomp,
             runtime=runtime,
             report_max_bytes=report_max_bytes,
         )
@@ -320,8 +315,7 @@ class DockerSandbox:
     ) -> Observation:
         """Send ``line``, read the report; ``keep`` the attach stream open when a report came."""
         stream = ready.stream
-        # The report carries both streams base64-encoded (4/3) plus the child's report; each
-        # stdin case captures its own streams.
+        # Both streams come back base64-encoded (4/3) beside the child's report, per stdin case.
         runs = max(1, len(request.cases))
         stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 * runs
         try:
@@ -349,10 +343,7 @@ class DockerSandbox:
             pool_hit=pool_hit,
             wall_limit=limits.wall_seconds,
         )
-        if stream.foreign_lines and observation.error is None:
-            note = f"{stream.foreign_lines} line(s) written into the report channel were ignored"
-            observation = observation.model_copy(update={"error": note})
-        return observation
+        return noting_foreign_lines(observation, stream.foreign_lines)
 
     def _without_report(
         self, ready: ReadyContainer, request: RunRequest, *, pool_hit: bool, deadline: bool
@@ -380,12 +371,7 @@ class DockerSandbox:
                 **base,
             )
         if ready.stream.tampered:  # the snippet wrote into the report channel (gVisor)
-            return Observation(
-                status=RunStatus.OUTPUT_LIMIT_EXCEEDED,
-                output_limit_exceeded=True,
-                error="the snippet wrote into the harness's report channel; no report came",
-                **base,
-            )
+            return tampered_channel(**base)
         reason = "report over the size cap" if ready.stream.overflow else "no report"
         raise HarnessProtocolError(f"{reason} from the harness" + ready.stream.stderr_tail())
 
