@@ -107,4 +107,4 @@ class Completions:
                     for queue in self._watchers.get(name[prefix:], ()):
                         queue.put_nowait(message["data"])
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2

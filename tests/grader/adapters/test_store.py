@@ -65,7 +65,7 @@ def test_mark_running_counts_attempts_and_leaves_final_ones_alone(store: Submiss
 def test_finish_stores_the_record_and_publishes_it(store: SubmissionStore) -> None:
     """The completion message carries the stored record, so a long-poll needs no read-back."""
     submission, _ = store.create(fresh())
-    listener = store.client.pubsub()  # type: ignore[no-untyped-call]
+    listener = store.client.pubsub()  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis 8.2
     listener.subscribe(f"{DONE_CHANNEL}{submission.id}")
     assert listener.get_message(timeout=5)["type"] == "subscribe"
     done = store.finish(submission, Verdict(status=VerdictStatus.FAILED, reason="nope"))
