@@ -1093,6 +1093,30 @@ def test_only_the_socket_families_a_snippet_needs_can_be_created(guarded: Runner
     }
 
 
+def test_the_policy_keeps_what_python_needs(guarded: Runner) -> None:
+    """Threads, select, poll and epoll work under our policy on every runtime (under runsc a
+    mistranslated rule once refused clone3 with EPERM and pselect6 outright)."""
+    code = """
+import select, selectors, threading, time
+thread = threading.Thread(target=time.sleep, args=(0.01,))
+thread.start()
+thread.join()
+r, w = __import__("os").pipe()
+selected = select.select([r], [w], [], 0)
+poller = select.poll()
+poller.register(w, select.POLLOUT)
+polled = len(poller.poll(0))
+with selectors.DefaultSelector() as chosen:
+    chosen.register(w, selectors.EVENT_WRITE)
+    epolled = len(chosen.select(0))
+result = [thread.is_alive(), [len(x) for x in selected], polled, epolled]
+"""
+    obs = guarded.script(code, state=("result",))
+    assert obs.status is RunStatus.COMPLETED
+    assert obs.exit_code == 0, obs.stderr.text
+    assert obs.state["result"].value == [False, [0, 1, 0], 1, 1]
+
+
 # state between runs -------------------------------------------------------------------------
 
 
