@@ -1,7 +1,7 @@
 """The runsc row (issue 13): the same runs under runc and gVisor (``runsc``), in one run.
 
-    python -m bench.runsc            # full run, about 4 minutes on a 2-core machine
-    python -m bench.runsc --quick    # smoke run, about 2 minutes
+    python -m bench.runsc            # full run, about 2 minutes on a 2-core machine
+    python -m bench.runsc --quick    # smoke run, under a minute
 
 Two strict sandboxes on the same image, one per runtime, no pool. For each workload (Q1 under
 pytest, the tiny script) and each kind of run:
