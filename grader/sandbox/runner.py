@@ -315,21 +315,18 @@ class DockerSandbox:
     ) -> Observation:
         """Send ``line``, read the report; ``keep`` the attach stream open when a report came."""
         stream = ready.stream
-        # Both streams come back base64-encoded (4/3) beside the child's report, per stdin case.
-        runs = max(1, len(request.cases))
+        runs = max(1, len(request.cases))  # each case's two streams come back base64 (4/3)
         stream.stdout_cap = self.report_max + (limits.stdout_bytes + limits.stderr_bytes) * 2 * runs
         try:
             stream.send(line)
-        except OSError as exc:
-            raise SandboxError(f"cannot send the submission: {exc}") from None
-        # The supervisor enforces the wall limit itself; this deadline is the backstop.
-        deadline = time.monotonic() + limits.wall_seconds + self.grace
-        answer = stream.read_keyed(deadline)
-        hit_deadline = answer is None and time.monotonic() >= deadline
-        if answer is None or not keep:
+        except OSError as exc:  # it ended taking it in (gVisor: killed for memory, Sentry too)
+            return self._without_report(ready, request, pool_hit=pool_hit, unsent=exc)
+        deadline = time.monotonic() + limits.wall_seconds + self.grace  # PID 1's is the limit
+        if (answer := stream.read_keyed(deadline)) is None:
+            late = time.monotonic() >= deadline
+            return self._without_report(ready, request, pool_hit=pool_hit, deadline=late)
+        if not keep:
             stream.close()  # before kill: a half-read attach stream stalls the container's exit
-        if answer is None:
-            return self._without_report(ready, request, pool_hit=pool_hit, deadline=hit_deadline)
         report: FinalReport = parse_line(answer, FinalReport)
         if report.status == "harness_error":
             raise HarnessProtocolError(f"the harness failed: {report.error}")
@@ -346,9 +343,10 @@ class DockerSandbox:
         return noting_foreign_lines(observation, stream.foreign_lines)
 
     def _without_report(
-        self, ready: ReadyContainer, request: RunRequest, *, pool_hit: bool, deadline: bool
+        self, ready: ReadyContainer, request: RunRequest, *, pool_hit: bool, **why: Any
     ) -> Observation:
-        """No report came: the engine says whether memory or time ended the run."""
+        """No report (past the ``deadline``, or ``unsent``): did memory or time end the run?"""
+        ready.stream.close()  # before kill: a half-read attach stream stalls the exit
         oom_killed = bool(self.containers.stop(ready.container_id).get("OOMKilled"))
         base = {
             "environment": ready.image.ref,
@@ -363,7 +361,7 @@ class DockerSandbox:
                 error="the sandbox was killed for memory",
                 **base,
             )
-        if deadline:
+        if why.get("deadline"):
             return Observation(
                 status=RunStatus.TIME_LIMIT_EXCEEDED,
                 timed_out=True,
@@ -372,6 +370,8 @@ class DockerSandbox:
             )
         if ready.stream.tampered:  # the snippet wrote into the report channel (gVisor)
             return tampered_channel(**base)
+        if why.get("unsent") is not None:
+            raise SandboxError(f"cannot send the submission: {why['unsent']}") from None
         reason = "report over the size cap" if ready.stream.overflow else "no report"
         raise HarnessProtocolError(f"{reason} from the harness" + ready.stream.stderr_tail())
 
