@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
+# Whether the Docker engine offers gVisor's runtime (`make gvisor` registers it).
+RUNSC_REGISTERED := docker info --format '{{json .Runtimes}}' 2>/dev/null | grep -q '"runsc"'
+
 .DEFAULT_GOAL := help
 .PHONY: help setup system-deps images up down test lint fmt bench soak gvisor clean
 
@@ -38,10 +41,12 @@ down:  ## stop the docker-compose stack (the Redis volume is kept)
 test: images  ## build what is missing, then run the whole test suite (real Docker)
 	$(BIN)/python -m pytest
 
-bench: images system-deps  ## benchmark vs docker run and epicbox, then q5 isolated (writes bench/results/)
+bench: images system-deps  ## benchmark vs docker run and epicbox, q5 isolated, runsc if registered (bench/results/)
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null || $(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python -m bench.run
 	$(BIN)/python -m bench.isolated
+	@if $(RUNSC_REGISTERED); then $(BIN)/python -m bench.runsc; \
+	  else echo "runsc not registered: skipping the runsc row (make gvisor)"; fi
 
 soak: images system-deps  ## fault-injection soak: 1000 submissions while workers and Redis are SIGKILLed
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)

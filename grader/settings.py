@@ -116,6 +116,14 @@ class SandboxSettings(BaseModel):
                 raise ValueError(f"sandbox default {name} exceeds its maximum")
         return self
 
+    @model_validator(mode="after")
+    def _no_reuse_under_gvisor(self) -> SandboxSettings:
+        # Reuse mode's restore verification reads the memory cgroup and kernel tables as
+        # Linux shows them; gVisor shows others, so a restore there is not verified.
+        if self.runtime == "runsc" and self.reuse.mode is not ReuseMode.OFF:
+            raise ValueError("reuse mode is not available with runtime runsc (strict only)")
+        return self
+
 
 class ApiKey(BaseModel):
     """One API key, stored only as its SHA-256 (make one with ``grader keys new``)."""

@@ -30,6 +30,9 @@ os.environ.setdefault("GRADER_SANDBOX__DEPLOYMENT", f"test-{uuid.uuid4().hex[:8]
 
 OLD_ENV = "fastapi-0.115-httpx-0.27"
 NEW_ENV = "fastapi-0.165-httpx-0.28"
+GVISOR = Settings().sandbox.runtime == "runsc"
+"""Whether this test run's sandboxes run under gVisor (``GRADER_SANDBOX__RUNTIME=runsc``);
+tests whose safe outcome differs there assert each runtime's outcome exactly."""
 
 
 @pytest.fixture(scope="session")

@@ -146,11 +146,14 @@ class _Relay:
 
     def _lines(self, side: _Side) -> None:
         while side.report is None and (line := side.stream.next_line()) is not None:
-            if not line.startswith(RPC_PREFIX):
+            if side.stream.is_keyed(line):
                 side.report = line
                 self.peer(side).end()  # the channel is over for the other side too
                 return
-            self._forward(side, line)
+            if line.startswith(RPC_PREFIX):
+                self._forward(side, line)
+            elif line:  # neither a frame nor the supervisor's: a snippet wrote it (gVisor)
+                side.stream.foreign_lines += 1
 
     def _forward(self, side: _Side, line: bytes) -> None:
         peer = self.peer(side)

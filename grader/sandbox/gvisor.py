@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SandboxError
+from ..settings import ReuseMode, ReuseSettings
 from .engine import DockerClient, engine_errors
 
 RUNTIME = "runsc"
@@ -24,6 +25,15 @@ RUNSC_PATH = "/usr/bin/runsc"
 RUNSC_ARGS = ("--network=none", "--oci-seccomp")
 DAEMON_JSON = Path("/etc/docker/daemon.json")
 DOCKER_PID = Path("/var/run/docker.pid")
+
+
+def reuse_for(runtime: str | None, reuse: ReuseSettings | None) -> ReuseSettings:
+    """``reuse`` (off when None), refused under runsc: reuse mode's restore verification reads
+    the memory cgroup and kernel tables as Linux shows them, gVisor's differ (docs/security.md)."""
+    settings = reuse or ReuseSettings()
+    if runtime == RUNTIME and settings.mode is not ReuseMode.OFF:
+        raise SandboxError("reuse mode is not available with runtime runsc")
+    return settings
 
 
 def with_runsc(config: dict[str, Any], path: str = RUNSC_PATH) -> dict[str, Any]:

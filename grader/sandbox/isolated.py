@@ -192,6 +192,14 @@ def run_isolated(
                 container_id=learner.container_id,
                 pool_hit=judge_warm and learner_warm,
             )
+            if reports.learner is None and not learner_oom and learner.stream.tampered:
+                observation = observation.model_copy(
+                    update={
+                        "status": RunStatus.OUTPUT_LIMIT_EXCEEDED,
+                        "output_limit_exceeded": True,
+                        "error": "the learner wrote into its harness's report channel",
+                    }
+                )
         except BaseException as exc:
             log.warning(
                 "isolated_run_failed",

@@ -5,9 +5,11 @@ values both must agree on are tied by ``tests/grader/sandbox/test_contract.py``.
 
 What comes back is hostile input, validated here and turned into an ``Observation``. Two
 trust levels. The supervisor's fields (exit status, timing, captured bytes, limit flags,
-syntax errors) come from PID 1, which the snippet cannot write through. The ``child_report``
-comes from the snippet's own process: it is validated separately and, when malformed, only
-marks the run's child report invalid; it can never promote a failure into a pass on its own.
+syntax errors) come from PID 1's keyed lines: only lines carrying the key of its ``ready``
+line are read as its own (under gVisor a snippet can write into PID 1's stdout). The
+``child_report`` comes from the snippet's own process: it is validated separately and, when
+malformed, only marks the run's child report invalid; it can never promote a failure into a
+pass on its own.
 """
 
 from __future__ import annotations
@@ -155,9 +157,17 @@ def _limits(limits: Limits, extra_seconds: float) -> HarnessLimits:
     )
 
 
-class ReadyEvent(_Strict):
-    """First line from the supervisor: packages imported, waiting for the submission."""
+ReportKeyText = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+"""The supervisor's per-container secret (``grader_harness/reportkey.py``)."""
 
+
+class ReadyEvent(_Strict):
+    """First line from the supervisor: packages imported, waiting for the submission.
+
+    Its ``key`` starts every later line the supervisor writes; nothing else is believed.
+    """
+
+    key: ReportKeyText
     event: Literal["ready"]
     version: Literal[1]
     pid: int
@@ -249,8 +259,9 @@ class WireCase(_Strict):
 
 
 class FinalReport(_Strict):
-    """The supervisor's one report line."""
+    """The supervisor's one report line (its key is checked before: ``AttachStream.is_keyed``)."""
 
+    key: ReportKeyText | None = None
     event: Literal["report"]
     version: Literal[1]
     status: Literal["completed", "syntax_error", "harness_error"]

@@ -183,3 +183,25 @@ def without_report(
             **base,
         )
     return None
+
+
+def noting_foreign_lines(observation: Observation, foreign_lines: int) -> Observation:
+    """``observation``, noting the lines a snippet wrote into the report channel (gVisor lets
+    it open ``/proc/1/fd/1``); they lacked the report key and were ignored."""
+    if not foreign_lines or observation.error is not None:
+        return observation
+    note = f"{foreign_lines} line(s) written into the report channel were ignored"
+    return observation.model_copy(update={"error": note})
+
+
+def tampered_channel(**base: Any) -> Observation:
+    """No report came, and the snippet wrote into the report channel: the learner's doing.
+
+    Its output went where it must not, so the run is ``output_limit_exceeded``, never ours.
+    """
+    return Observation(
+        status=RunStatus.OUTPUT_LIMIT_EXCEEDED,
+        output_limit_exceeded=True,
+        error="the snippet wrote into the harness's report channel; no report came",
+        **base,
+    )

@@ -214,13 +214,15 @@ class Shelf:
 
     def _read_restored(self, ready: ReadyContainer) -> str | None:
         """Read the supervisor's line after its restore; None when it verified a clean state."""
-        line = ready.stream.read_line(time.monotonic() + RESTORE_TIMEOUT)
+        line = ready.stream.read_keyed(time.monotonic() + RESTORE_TIMEOUT)
         if line is None:
             return "no ready line after the run"
         try:
             event: ReadyEvent = parse_line(line, ReadyEvent)
         except HarnessProtocolError as exc:
             return str(exc)
+        if ready.stream.foreign_lines:  # nothing but the supervisor may write between runs
+            return f"{ready.stream.foreign_lines} foreign line(s) on the report channel"
         if not event.reuse or event.runs != ready.runs + 1:
             return f"unexpected ready line (runs {event.runs}, expected {ready.runs + 1})"
         if event.verified is not True or event.problems:

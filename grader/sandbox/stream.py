@@ -1,12 +1,16 @@
 """The attach stream of one sandbox container: demultiplexed, byte-capped, deadline-bound.
 
 With ``tty=False`` Docker frames the stream as ``[stream id, 0, 0, 0, length (4 bytes)]`` then
-the payload. Only the supervisor (PID 1) writes the container's stdout; stderr carries its
-own diagnostics. Both are capped so a flood costs us nothing.
+the payload. The supervisor (PID 1) writes the container's stdout; stderr carries its own
+diagnostics. Both are capped so a flood costs us nothing. Under gVisor a snippet can write into
+stdout too (``/proc/1/fd/1``), so after its ``ready`` line only the supervisor's keyed lines
+count (``read_keyed``; the key is in ``ready``, docs/harness.md); the rest is counted, never
+parsed.
 """
 
 from __future__ import annotations
 
+import hmac
 import select
 import socket
 import struct
@@ -34,6 +38,10 @@ class AttachStream:
     stderr: bytearray = field(default_factory=bytearray)
     overflow: bool = False
     eof: bool = False
+    key: str | None = None
+    """The supervisor's report key, from its ``ready`` line."""
+    foreign_lines: int = 0
+    """Lines on stdout that did not carry the key: a snippet wrote them (gVisor)."""
 
     def send(self, payload: bytes) -> None:
         """Write to the container's stdin (the supervisor reads one line)."""
@@ -85,6 +93,42 @@ class AttachStream:
                 return None
             self.buffer += chunk
             self._demux()
+
+    def read_keyed(self, deadline: float) -> bytes | None:
+        """The supervisor's next line (it carries the key), or None as ``read_line``.
+
+        Lines without the key are skipped and counted in ``foreign_lines``; empty lines are
+        the newline the supervisor writes before each keyed line.
+        """
+        while (line := self.read_line(deadline)) is not None:
+            if self.is_keyed(line):
+                return line
+            if line:
+                self.foreign_lines += 1
+        return None
+
+    def is_keyed(self, line: bytes) -> bool:
+        """Whether ``line`` starts as only the supervisor's lines do: ``{"key":"<key>",``."""
+        if self.key is None:
+            return False
+        prefix = b'{"key":"' + self.key.encode("ascii") + b'",'
+        return hmac.compare_digest(line[: len(prefix)], prefix)
+
+    @property
+    def tampered(self) -> bool:
+        """Whether anything but the supervisor's keyed lines reached stdout after ``ready``.
+
+        A partial line left over counts unless it is the start of a keyed line (a report over
+        the cap is ours, not the snippet's).
+        """
+        if self.foreign_lines:
+            return True
+        pending = bytes(self.stdout).lstrip(b"\n")
+        if not pending or self.key is None:
+            return False
+        prefix = b'{"key":"' + self.key.encode("ascii") + b'",'
+        size = min(len(pending), len(prefix))
+        return not hmac.compare_digest(pending[:size], prefix[:size])
 
     def _demux(self) -> None:
         buf = self.buffer

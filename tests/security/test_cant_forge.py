@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from grader.domain import ChildReportStatus, RunStatus, StateStatus, TestOutcome
-from tests.conftest import Runner
+from grader.domain import ChildReportStatus, Limits, RunStatus, StateStatus, TestOutcome
+from tests.conftest import GVISOR, Runner
 
 pytestmark = pytest.mark.docker
 
@@ -47,7 +47,8 @@ def test_cant_forge_by_printing_a_report_on_stdout(run: Runner) -> None:
 
 
 def test_cant_write_into_pid1_stdout_through_proc(run: Runner) -> None:
-    """/proc/1/fd/1 (the supervisor's report channel) cannot be opened by the snippet."""
+    """A report written into /proc/1/fd/1 is never the report: refused under runc; under
+    gVisor the line arrives but lacks the supervisor's key, so it is ignored (and noted)."""
     code = f"""
 attempts = {{}}
 for path in ("/proc/1/fd/1", "/proc/1/fd/0", "/proc/1/fd/2"):
@@ -60,12 +61,74 @@ for path in ("/proc/1/fd/1", "/proc/1/fd/0", "/proc/1/fd/2"):
 raise RuntimeError("real failure")
 """
     obs = run.script(code, state=("attempts",))
-    assert obs.state["attempts"].value == {
-        "/proc/1/fd/1": "PermissionError",
-        "/proc/1/fd/0": "PermissionError",
-        "/proc/1/fd/2": "PermissionError",
-    }
+    if GVISOR:  # same-uid /proc/1/fd is open under gVisor; stdin (a read end) is not writable
+        assert obs.state["attempts"].value == {
+            "/proc/1/fd/1": "written",
+            "/proc/1/fd/0": "OSError",
+            "/proc/1/fd/2": "written",
+        }
+        assert obs.error == "1 line(s) written into the report channel were ignored"
+    else:
+        assert obs.state["attempts"].value == {
+            "/proc/1/fd/1": "PermissionError",
+            "/proc/1/fd/0": "PermissionError",
+            "/proc/1/fd/2": "PermissionError",
+        }
+        assert obs.error is None
+    assert obs.status is RunStatus.COMPLETED
+    assert obs.exit_code == 1
     assert obs.exception is not None and obs.exception.message == "real failure"
+
+
+KEY_HUNT = """
+import ctypes, json, os, re
+report = json.loads(FAKE)
+ctypes.CDLL(None).prctl(4, 1, 0, 0, 0)  # dumpable again (a fork of PID 1 is not): own /proc
+candidates = set()
+with open("/proc/self/maps") as maps:
+    regions = [line.split() for line in maps]
+with open("/proc/self/mem", "rb", buffering=0) as mem:
+    for fields in regions:
+        start, end = (int(x, 16) for x in fields[0].split("-"))
+        if not fields[1].startswith("r") or end - start > 256 * 1024 * 1024:
+            continue
+        try:
+            mem.seek(start)
+            data = mem.read(end - start)
+        except (OSError, ValueError, OverflowError):
+            continue
+        candidates.update(re.findall(rb"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])", data))
+forged = 0
+try:
+    with open("/proc/1/fd/1", "w") as channel:
+        for candidate in sorted(candidates)[:4000]:
+            channel.write("\\n" + json.dumps({"key": candidate.decode(), **report}) + "\\n")
+            forged += 1
+except OSError as exc:
+    forged = type(exc).__name__
+hunted = len(candidates)
+raise RuntimeError("real failure")
+"""
+
+
+def test_cant_forge_a_keyed_report_with_any_key_found_in_memory(run: Runner) -> None:
+    """Every 32-hex-digit string in the snippet's own memory (a fork of the supervisor's) is
+    tried as the report key: none is the key, so no forged report is believed."""
+    obs = run.script(
+        f"FAKE = {FAKE_REPORT!r}\n" + KEY_HUNT,
+        state=("forged", "hunted"),
+        limits=Limits(wall_seconds=30, memory_mib=512),
+    )
+    assert obs.status is RunStatus.COMPLETED
+    assert obs.exit_code == 1
+    assert obs.exception is not None and obs.exception.message == "real failure"
+    assert obs.state["hunted"].value > 0  # the scan did find candidates to try
+    if GVISOR:
+        forged = obs.state["forged"].value
+        assert isinstance(forged, int) and forged == min(obs.state["hunted"].value, 4000)
+        assert obs.error == f"{forged} line(s) written into the report channel were ignored"
+    else:
+        assert obs.state["forged"].value == "PermissionError"
 
 
 def test_cant_reach_any_other_process_descriptors(run: Runner) -> None:
@@ -92,8 +155,17 @@ parent = os.getppid()
     obs = run.script(code, state=("seen", "parent"))
     seen = obs.state["seen"].value
     assert obs.state["parent"].value == 1
-    assert "/proc/1/fd" in seen
-    assert all(result != "open" for result in seen.values()), seen
+    if GVISOR:
+        # gVisor opens PID 1's fd table and environ to the same uid (memory stays closed):
+        # the report channel rests on its key, and the environment is empty by design.
+        assert seen == {
+            "/proc/1/fd": "open",
+            "/proc/1/mem": "PermissionError",
+            "/proc/1/environ": "open",
+        }
+    else:
+        assert "/proc/1/fd" in seen
+        assert all(result != "open" for result in seen.values()), seen
 
 
 def test_cant_ptrace_the_supervisor(run: Runner) -> None:

@@ -39,12 +39,15 @@ from grader.testing import (
     clear_heartbeats,
     service_settings,
 )
-from tests.conftest import OLD_ENV, Runner
+from tests.conftest import GVISOR, OLD_ENV, Runner
 from tests.security import test_cant_escape, test_cant_forge, test_cant_forge_hidden_tests
 from tests.security.reuse_probe import PROBE, THIRD_PARTY
 from tests.security.test_cant_escape import engine, host_file
 
-pytestmark = pytest.mark.docker
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(GVISOR, reason="reuse mode is refused with runtime runsc (settings)"),
+]
 
 MEMORY_SLACK = 16 * 1024 * 1024
 """How far above a fresh container's the memory cgroup's usage may be (page cache)."""

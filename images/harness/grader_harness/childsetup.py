@@ -71,7 +71,13 @@ def prepare_child(
 ) -> None:
     """Wire the child's descriptors, environment and signals before any snippet code runs.
 
-    ``stdin_fd`` becomes its stdin (/dev/null when None)."""
+    ``stdin_fd`` becomes its stdin (/dev/null when None). The child leads a session of its
+    own: in PID 1's process group, ``kill(0, SIGKILL)`` would reach PID 1 too under gVisor
+    (Linux spares a namespace's init; gVisor does not), and from another session no process
+    can join that group again. Signals aimed at PID 1 itself are dropped by the seccomp filter
+    PID 1 installed before forking (``sigguard.py``).
+    """
+    os.setsid()
     for fd in read_ends:
         os.close(fd)
     stdin = os.open(os.devnull, os.O_RDONLY) if stdin_fd is None else stdin_fd

@@ -3,8 +3,10 @@
 Stdlib only: this package runs inside every environment image, whatever its packages.
 
 Worker -> supervisor (container stdin): one line of JSON, a ``Submission``.
-Supervisor -> worker (container stdout, which only the supervisor holds): JSON lines, first
-``{"event": "ready", ...}`` then exactly one ``{"event": "report", ...}``.
+Supervisor -> worker (container stdout): JSON lines, first ``{"key": ..., "event": "ready",
+...}`` then exactly one ``{"key": ..., "event": "report", ...}``, each later line after a
+newline and starting with the same key (``reportkey.py``), so that lines a snippet manages to
+write there (gVisor lets it open ``/proc/1/fd/1``) are never taken for the supervisor's.
 Child -> supervisor: one JSON document on a private pipe, read with a byte cap and treated as
 the snippet's own claims (the snippet runs in that process and could have written it).
 

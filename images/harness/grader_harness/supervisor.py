@@ -31,7 +31,9 @@ from .protocol import (
     WORKDIR,
 )
 from .relay import END_WAIT_SECONDS, Relay
+from .reportkey import ReportKey
 from .restore import Pristine, kill_all_others, restore, summary, verify
+from .sigguard import install as guard_pid1
 from .submission import HarnessError, Job, parse_job, read_submission, write_files
 from .warmup import preimport
 from .zygote import Zygote
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 PR_SET_DUMPABLE = 4
+SETTLE_SECONDS = 1.0  # at most, for SIGKILLed processes to be gone before the report
 
 
 def make_non_dumpable() -> None:
@@ -51,9 +54,13 @@ def make_non_dumpable() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_DUMPABLE, 0) failed")
 
 
-def emit(event: dict[str, Any]) -> None:
-    """Write one JSON line on fd 1, the channel only this process holds."""
-    write_out((json.dumps(event, separators=(",", ":")) + "\n").encode())
+def emit(event: dict[str, Any], key: ReportKey | None = None, *, fresh_line: bool = True) -> None:
+    """Write one JSON line on fd 1, keyed when there is a ``key`` (reportkey.py)."""
+    body = json.dumps(event, separators=(",", ":")).encode()
+    if key is None:  # only before the key exists: no snippet can have written anything yet
+        write_out(body + b"\n")
+    else:
+        key.write_line(1, body, fresh_line=fresh_line)
 
 
 def write_out(data: bytes) -> None:
@@ -118,15 +125,23 @@ def kill_everything_else(spare: int | None = None) -> None:
         pass
 
 
-def reap() -> None:
-    """Collect every zombie we have inherited."""
+def reap(settle: float = 0.0) -> None:
+    """Collect every zombie we have inherited.
+
+    With ``settle``, wait up to that many seconds until no process but us is left: a SIGKILLed
+    process may still be finishing a write, and nothing may write on our stdout (gVisor lets a
+    snippet open ``/proc/1/fd/1``) while we write the report.
+    """
+    deadline = time.monotonic() + settle
     while True:
         try:
             pid, _ = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
             return
         if pid == 0:
-            return
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.001)
 
 
 def supervise(
@@ -271,7 +286,7 @@ def _observe(
         _, status, capture.rusage = os.wait4(pid, 0)
     # Every writer is dead now: drain what is buffered in the pipes, then close them.
     capture.close()
-    reap()
+    reap(settle=0.0 if spare is not None else SETTLE_SECONDS)
     wall = time.monotonic() - started
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     if spare is not None and capture.rusage is not None:
@@ -307,6 +322,8 @@ def main(argv: list[str]) -> int:
     pristine = Pristine()
     try:
         make_non_dumpable()
+        key = ReportKey()  # before any fork: no child ever maps it
+        guard_pid1()  # inherited by every process forked from here on: no signal reaches us
         modules = [m for m in argv if m and not m.startswith("-")] if "--preimport" in argv else []
         failed = preimport(modules)
         ready: dict[str, Any] = {
@@ -324,11 +341,11 @@ def main(argv: list[str]) -> int:
     except Exception as exc:
         emit(_harness_error(f"{type(exc).__name__}: {exc}", started))
         return 0
-    emit(ready)
+    emit(ready, key, fresh_line=False)
     runs = 0
     while True:
         report, plain = _serve_one(started, zygote, runs)
-        emit(report)
+        emit(report, key)
         runs += 1
         if zygote is None or not plain:
             return 0
@@ -336,7 +353,7 @@ def main(argv: list[str]) -> int:
             return 0  # a judge's channel must end with the worker's ``end`` and nothing after
         problems = restore(zygote.pid)
         problems += verify(pristine, zygote.pid, zygote.state())
-        emit({**ready, "runs": runs, **summary(problems)})
+        emit({**ready, "runs": runs, **summary(problems)}, key)
         if problems:
             return 0
         started = time.monotonic()

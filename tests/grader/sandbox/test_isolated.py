@@ -16,6 +16,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -80,7 +81,7 @@ def pair(judge: Script, learner: Script) -> tuple[AttachStream, AttachStream, li
         thread = threading.Thread(target=_quietly, args=(script, fake), daemon=True)
         thread.start()
         THREADS.append(thread)
-        streams.append(AttachStream("c", ours, None, 4 * 1024 * 1024))
+        streams.append(AttachStream("c", ours, None, 4 * 1024 * 1024, key=REPORT_KEY))
         fakes.append(fake)
     return streams[0], streams[1], fakes
 
@@ -90,8 +91,20 @@ def _quietly(script: Script, fake: FakeContainer) -> None:
         script(fake)
 
 
+REPORT_KEY = "0123456789abcdef" * 2
+
+
 def report(**fields: object) -> bytes:
-    return json.dumps({"event": "report", **fields}).encode() + b"\n"
+    """A supervisor's report line: it starts with the container's key."""
+    line = json.dumps({"key": REPORT_KEY, "event": "report", **fields}, separators=(",", ":"))
+    return line.encode() + b"\n"
+
+
+def unkeyed(line: bytes | None) -> dict[str, Any]:
+    """A report line's fields but its key."""
+    fields = json.loads(line or b"")
+    assert fields.pop("key") == REPORT_KEY
+    return dict(fields)
 
 
 def echo_learner(fake: FakeContainer) -> None:
@@ -114,12 +127,12 @@ def test_frames_go_across_and_both_reports_come_back() -> None:
 
     judge_stream, learner_stream, fakes = pair(judge, echo_learner)
     got = relay(judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 10)
-    assert json.loads(got.judge or b"") == {
+    assert unkeyed(got.judge) == {
         "event": "report",
         "side": "judge",
         "answers": ['rpc }1:"q"{', 'rpc }2:"q"{'],
     }
-    assert json.loads(got.learner or b"") == {"event": "report", "side": "learner"}
+    assert unkeyed(got.learner) == {"event": "report", "side": "learner"}
     assert (got.frames_to_learner, got.frames_to_judge, got.cut) == (2, 2, None)
     assert fakes[0].received[0] == b"J" and fakes[1].received[0] == b"L"
     assert fakes[1].received[-1] == b"end"  # the learner was told the channel is over
@@ -138,8 +151,8 @@ def test_a_learner_that_reports_first_ends_the_judges_channel() -> None:
 
     judge_stream, learner_stream, _ = pair(judge, learner)
     got = relay(judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 10)
-    assert json.loads(got.judge or b"")["saw"] == "end"
-    assert json.loads(got.learner or b"")["status"] == "syntax_error"
+    assert unkeyed(got.judge)["saw"] == "end"
+    assert unkeyed(got.learner)["status"] == "syntax_error"
 
 
 @pytest.mark.parametrize(
@@ -173,7 +186,7 @@ def test_a_flooding_learner_is_cut_off(
     judge_stream, learner_stream, _ = pair(judge, learner)
     got = relay(judge_stream, learner_stream, b"J\n", b"L\n", time.monotonic() + 10)
     assert got.cut is not None and got.cut.startswith("the learner sent") and cut in got.cut
-    assert json.loads(got.judge or b"")["frames"] < 50  # never the whole flood
+    assert unkeyed(got.judge)["frames"] < 50  # never the whole flood
 
 
 def test_a_silent_learner_leaves_no_learner_report_after_the_grace() -> None:

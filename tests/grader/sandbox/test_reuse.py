@@ -27,6 +27,7 @@ from grader.sandbox.stream import AttachStream
 from grader.settings import ReuseMode, ReuseSettings
 
 ENV = "env-a"
+REPORT_KEY = "0123456789abcdef" * 2
 KEY = (ENV, PreimportProfile.BARE)
 
 
@@ -38,13 +39,20 @@ class FakeStream:
     container_id: str = "c0"
     overflow: bool = False
     eof: bool = False
+    foreign_lines: int = 0
 
-    def read_line(self, deadline: float) -> bytes | None:
-        return self.lines.pop(0) if self.lines else None
+    def read_keyed(self, deadline: float) -> bytes | None:
+        while self.lines:
+            line = self.lines.pop(0)
+            if line.startswith(b'{"key":"' + REPORT_KEY.encode() + b'",'):
+                return line
+            self.foreign_lines += 1
+        return None
 
 
 def ready_line(runs: int, *, verified: bool = True, problems: tuple[str, ...] = ()) -> bytes:
     event = {
+        "key": REPORT_KEY,
         "event": "ready",
         "version": 1,
         "pid": 1,
@@ -56,7 +64,7 @@ def ready_line(runs: int, *, verified: bool = True, problems: tuple[str, ...] = 
         "verified": verified,
         "problems": list(problems),
     }
-    return json.dumps(event).encode()
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
 def container(
@@ -175,9 +183,10 @@ def test_a_verified_container_serves_only_its_tenant(destroyed: list[str]) -> No
         ready_line(1, verified=False, problems=("processes left: [7]",)),
         ready_line(2),
         b'{"event": "report"}',
+        ready_line(1).replace(REPORT_KEY.encode(), b"f" * 32),
         None,
     ],
-    ids=["unverified", "wrong-count", "not-ready", "silent"],
+    ids=["unverified", "wrong-count", "not-ready", "another-key", "silent"],
 )
 def test_a_restore_not_verified_removes_the_container(
     destroyed: list[str], line: bytes | None

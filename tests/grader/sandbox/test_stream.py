@@ -60,3 +60,56 @@ def test_deadline_and_eof() -> None:
     assert stream.read_line(time.monotonic() + 1) is None
     assert stream.eof is True
     stream.close()
+
+
+KEY = "0123456789abcdef" * 2
+
+
+def keyed(body: bytes) -> bytes:
+    return b'\n{"key":"' + KEY.encode() + b'",' + body[1:] + b"\n"
+
+
+def test_only_keyed_lines_are_the_supervisors() -> None:
+    """Lines without the key (or with another) are skipped and counted; the keyed one is read."""
+    stream, peer = make(cap=4096)
+    stream.key = KEY
+    forged = b'{"key":"' + b"f" * 32 + b'","event":"report"}\n'
+    peer.sendall(frame(1, b'{"event":"report"}\n' + forged + b"partial" + keyed(b'{"n":1}')))
+    assert stream.read_keyed(time.monotonic() + 1) == b'{"key":"' + KEY.encode() + b'","n":1}'
+    assert stream.foreign_lines == 3  # the plain line, the other key, the partial line
+    assert stream.tampered is True
+    stream.close()
+    peer.close()
+
+
+def test_a_clean_channel_is_not_tampered() -> None:
+    """The supervisor's own lines (each after a newline) leave nothing foreign."""
+    stream, peer = make(cap=4096)
+    stream.key = KEY
+    peer.sendall(frame(1, keyed(b'{"n":1}') + keyed(b'{"n":2}')[:20]))
+    assert stream.read_keyed(time.monotonic() + 1) is not None
+    assert stream.read_keyed(time.monotonic() + 0.2) is None  # the second is still partial
+    assert (stream.foreign_lines, stream.tampered) == (0, False)
+    stream.close()
+    peer.close()
+
+
+def test_an_unkeyed_flood_over_the_cap_is_tampering() -> None:
+    """Bytes without a newline past the cap: no line, and the channel counts as tampered."""
+    stream, peer = make(cap=64)
+    stream.key = KEY
+    peer.sendall(frame(1, b"x" * 200))
+    assert stream.read_keyed(time.monotonic() + 1) is None
+    assert (stream.overflow, stream.tampered) == (True, True)
+    stream.close()
+    peer.close()
+
+
+def test_without_a_key_nothing_is_believed() -> None:
+    """A stream whose ready line gave no key accepts no line as the supervisor's."""
+    stream, peer = make(cap=4096)
+    peer.sendall(frame(1, keyed(b'{"n":1}')))
+    assert stream.read_keyed(time.monotonic() + 0.2) is None
+    assert stream.foreign_lines == 1
+    stream.close()
+    peer.close()
