@@ -25,12 +25,15 @@ from grader.domain.grading import request_for
 from grader.domain.hidden import TestsExpectation
 from grader.sandbox import DockerSandbox
 from grader.settings import ReuseSettings, Settings
-from tests.conftest import OLD_ENV, Runner
+from tests.conftest import GVISOR, OLD_ENV, Runner
 from tests.security import test_cant_forge_hidden_tests
 from tests.security.reuse_probe import PROBE
 from tests.security.test_cant_forge_hidden_tests import PLAIN, RIGHT_PLAIN
 
-pytestmark = pytest.mark.docker
+pytestmark = [
+    pytest.mark.docker,
+    pytest.mark.skipif(GVISOR, reason="judges are never reused with runtime runsc (reuse.py)"),
+]
 
 MEMORY_SLACK = 16 * 1024 * 1024
 ONE_TENANT = "suite:every-suite-of-this-module"
