@@ -433,8 +433,8 @@ class EndToEndBefore(EndToEnd):
     label = "ours: HTTP end to end, warm pool, images from before issue 18's cut"
 
     def __init__(self, *, repository: str, worker_concurrency: int, pool_size: int) -> None:
+        self.repository = repository  # before the base class asks for the worker's settings
         super().__init__(worker_concurrency=worker_concurrency, pool_size=pool_size)
-        self.repository = repository
 
     def _worker_settings(self) -> dict[str, str]:
         return {**super()._worker_settings(), "GRADER_IMAGES__REPOSITORY": self.repository}
