@@ -361,23 +361,13 @@ class DockerSandbox:
         """No report (past the ``deadline``, or ``unsent``): did memory or time end the run?"""
         ready.stream.close()  # before kill: a half-read attach stream stalls the exit
         oom_killed = bool(self.containers.stop(ready.container_id).get("OOMKilled"))
-        found = without_report(
-            oom_killed,
-            bool(why.get("deadline")),
-            environment=ready.image.ref,
-            mode=request.mode,
-            container_id=ready.container_id,
-            pool_hit=pool_hit,
-        )
+        base: dict[str, Any] = {"environment": ready.image.ref, "mode": request.mode}
+        base.update(container_id=ready.container_id, pool_hit=pool_hit)
+        found = without_report(oom_killed, bool(why.get("deadline")), **base)
         if found is not None:
             return found
         if ready.stream.tampered:  # the snippet wrote into the report channel (gVisor)
-            return tampered_channel(
-                environment=ready.image.ref,
-                mode=request.mode,
-                container_id=ready.container_id,
-                pool_hit=pool_hit,
-            )
+            return tampered_channel(**base)
         if why.get("unsent") is not None:
             raise SandboxError(f"cannot send the submission: {why['unsent']}") from None
         reason = "report over the size cap" if ready.stream.overflow else "no report"

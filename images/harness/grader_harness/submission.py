@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 
 from .protocol import (
     ISOLATED_MODES,
@@ -259,3 +260,31 @@ def syntax_error(exc: Exception, name: str) -> dict[str, Any]:
         "end_offset": None,
         "text": "",
     }
+
+
+def stdin_descriptor(text: str) -> int:
+    """A descriptor the child reads as its stdin: ``text`` in memory, or /dev/null when empty.
+
+    A memfd (no file the snippet could find in the work directory), else an unlinked file.
+    """
+    if not text:
+        return os.open(os.devnull, os.O_RDONLY)
+    data = text.encode("utf-8", "replace")
+    try:
+        fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
+    except (AttributeError, OSError):
+        path = os.path.join(WORKDIR, f".stdin-{os.getpid()}-{time.monotonic_ns()}")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        os.unlink(path)
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write ``data`` whole on ``fd``."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]

@@ -34,7 +34,15 @@ from .relay import END_WAIT_SECONDS, Relay
 from .reportkey import ReportKey
 from .restore import Pristine, kill_all_others, restore, summary, verify
 from .sigguard import install as guard_pid1
-from .submission import HarnessError, Job, parse_job, read_submission, write_files
+from .submission import (
+    HarnessError,
+    Job,
+    parse_job,
+    read_submission,
+    stdin_descriptor,
+    write_all,
+    write_files,
+)
 from .warmup import preimport
 from .zygote import Zygote
 
@@ -65,9 +73,7 @@ def emit(event: dict[str, Any], key: ReportKey | None = None, *, fresh_line: boo
 
 def write_out(data: bytes) -> None:
     """Write ``data`` whole on fd 1."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(1, view) :]
+    write_all(1, data)
 
 
 def cgroup_memory() -> dict[str, int | None]:
@@ -207,27 +213,6 @@ def supervise(
     return _observe(job.wall_seconds if wall is None else wall, pid, started, capture)
 
 
-def stdin_descriptor(text: str) -> int:
-    """A descriptor the child reads as its stdin: ``text`` in memory, or /dev/null when empty.
-
-    A memfd (no file the snippet could find in the work directory), else an unlinked file.
-    """
-    if not text:
-        return os.open(os.devnull, os.O_RDONLY)
-    data = text.encode("utf-8", "replace")
-    try:
-        fd = os.memfd_create("stdin", os.MFD_CLOEXEC)
-    except (AttributeError, OSError):
-        path = os.path.join(WORKDIR, f".stdin-{os.getpid()}-{time.monotonic_ns()}")
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        os.unlink(path)
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-    os.lseek(fd, 0, os.SEEK_SET)
-    return fd
-
-
 def _supervise_from(zygote: Zygote, job: Job, leftover: bytes = b"") -> dict[str, Any]:
     """Reuse mode: the pristine zygote forks the child, which reads its job from a pipe.
 
@@ -263,13 +248,6 @@ def _supervise_from(zygote: Zygote, job: Job, leftover: bytes = b"") -> dict[str
         zygote.channel,
     )
     return _observe(job.wall_seconds, pid, started, capture, spare=zygote.pid)
-
-
-def write_all(fd: int, data: bytes) -> None:
-    """Write ``data`` whole on ``fd``."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _observe(
