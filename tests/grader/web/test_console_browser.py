@@ -47,6 +47,10 @@ def _upload(browser: WebDriver, api: ApiProcess, path: str, text: str) -> None:
     button = browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]")
     button.click()
     WebDriverWait(browser, 30).until(staleness_of(button))
+    # the answer's document must be whole before it is read (a half-loaded one drops nodes)
+    WebDriverWait(browser, 30).until(
+        lambda driver: driver.execute_script("return document.readyState") == "complete"
+    )
 
 
 def _status(browser: WebDriver) -> str:
