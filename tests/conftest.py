@@ -18,6 +18,7 @@ from grader.errors import ImageNotBuilt
 from grader.sandbox import DockerSandbox, ImageBuilder, connect
 from grader.settings import Settings
 from grader.testing import (
+    ApiProcess,
     RedisServer,
     WorkerProcess,
     clear_heartbeats,
@@ -153,6 +154,17 @@ def worker_process(
     yield worker
     worker.stop()
     clear_heartbeats(redis_server.url)
+
+
+@pytest.fixture(scope="module")
+def api_process(
+    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ApiProcess]:
+    """The API as the service starts it (uvicorn, the service's protocol) on the session's Redis."""
+    process = ApiProcess(redis_server.url, tmp_path_factory.mktemp("uvicorn") / "api.log")
+    process.start()
+    yield process
+    process.stop()
 
 
 @pytest_asyncio.fixture

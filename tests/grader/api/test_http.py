@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
 
 import h11
 import pytest
 
 from grader.api.http import BAD_HTTP_CODE, bad_request_body
-from grader.testing import ApiProcess, RedisServer
+from grader.testing import ApiProcess
 
 
 def test_the_body_is_our_error_shape() -> None:
@@ -23,20 +22,9 @@ def test_the_body_is_our_error_shape() -> None:
     }
 
 
-@pytest.fixture(scope="module")
-def api(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    """The API started as the service starts it (uvicorn with the service's protocol)."""
-    process = ApiProcess(redis_server.url, tmp_path_factory.mktemp("uvicorn") / "api.log")
-    process.start()
-    yield process
-    process.stop()
-
-
-def exchange(api: ApiProcess, raw: bytes) -> tuple[h11.Response, bytes]:
+def exchange(api_process: ApiProcess, raw: bytes) -> tuple[h11.Response, bytes]:
     """Send ``raw`` bytes, read the answer until the server closes the connection."""
-    with socket.create_connection(("127.0.0.1", api.port), timeout=10) as sock:
+    with socket.create_connection(("127.0.0.1", api_process.port), timeout=10) as sock:
         sock.sendall(raw)
         received = b""
         while chunk := sock.recv(65536):
@@ -68,10 +56,10 @@ def exchange(api: ApiProcess, raw: bytes) -> tuple[h11.Response, bytes]:
     ],
 )
 def test_a_malformed_request_gets_a_json_400_and_the_connection_closes(
-    api: ApiProcess, raw: bytes
+    api_process: ApiProcess, raw: bytes
 ) -> None:
     """uvicorn's own answer would be plain text; ours is the API's error body, 400, closed."""
-    response, body = exchange(api, raw)
+    response, body = exchange(api_process, raw)
     headers = {name.decode(): value.decode() for name, value in response.headers}
     assert response.status_code == 400
     assert headers["content-type"] == "application/json"
@@ -81,8 +69,9 @@ def test_a_malformed_request_gets_a_json_400_and_the_connection_closes(
     assert error["message"].startswith("not a valid HTTP request: ")
 
 
-def test_a_wellformed_request_still_reaches_the_application(api: ApiProcess) -> None:
+def test_a_wellformed_request_still_reaches_the_application(api_process: ApiProcess) -> None:
     """The protocol only changes the malformed case: /healthz answers as before."""
-    response, body = exchange(api, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    response, body = exchange(api_process, request)
     assert response.status_code == 200
     assert json.loads(body)["status"] == "ok"

@@ -10,18 +10,6 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from grader.testing import ApiProcess, RedisServer
-
-
-@pytest.fixture(scope="module")
-def api_process(
-    redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[ApiProcess]:
-    process = ApiProcess(redis_server.url, tmp_path_factory.mktemp("web") / "api.log")
-    process.start()
-    yield process
-    process.stop()
-
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
