@@ -2,13 +2,16 @@
 
 Starts the stack the HTTP benchmark uses (a redis-server, the API under uvicorn, a Celery
 worker with ``--concurrency 2`` and full warm pools), waits until the pools are full and
-idle, then measures for ``--seconds`` the CPU of every process of the stack (by process tree)
-and of the idle sandbox containers (their cgroups). It also measures what one run of each
-health check costs: the worker's old one (``celery inspect ping``), its new one (a ``find``
-on the heartbeat file) and the API's (a Python ``urllib`` request), and reports what each
-costs per second at its compose interval.
+idle, then measures for ``--seconds`` the CPU of every process of the stack (by process tree),
+of the idle sandbox containers (their cgroups), of their shims and fuse-overlayfs processes,
+and of the engine's daemons (dockerd, containerd: shared with the rest of the host). It also
+measures what one run of each health check costs: the worker's old one (``celery inspect
+ping``), its new one (a ``find`` on the heartbeat file), the API's new one (bash alone, over
+``/dev/tcp``) and its old one (a Python ``urllib`` request), and reports what each costs per
+second at its compose interval.
 
-Writes ``bench/results/idle.md`` and ``idle.json``. Report only.
+Writes ``bench/results/idle.md`` and ``idle.json`` (``idle-pool<N>.*`` for a ``--pool-size``
+other than the default). Report only.
 """
 
 from __future__ import annotations
@@ -21,12 +24,23 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
+from grader.domain import Limits
+from grader.sandbox import DockerSandbox, PreimportProfile
+from grader.sandbox.containers import LABEL_PROFILE
+from grader.settings import Settings
 from grader.testing import ROOT, worker_env
 
 from .e2e import EndToEnd
-from .startcpu import TICK, container_cpu
+from .startcpu import TICK, container_cpu, host_busy, own_processes, processes
+from .workloads import ENVIRONMENT
+
+ENGINE = ("dockerd", "containerd")
+"""The engine's daemons: shared with whatever else the host runs, reported on their own line."""
+FUSE = "fuse-overlayfs"
+"""The storage driver's per-container process on hosts without native overlay (this one)."""
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORKER_CHECK_OLD = [
@@ -97,9 +111,16 @@ def check_cost(command: list[str], env: dict[str, str], runs: int = 3) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--pool-size",
+        type=int,
+        default=Settings().sandbox.pool_size,
+        help="ready containers per environment and profile (default: the setting's default)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
-    stack = EndToEnd(worker_concurrency=2, pool_size=2)
+    stack = EndToEnd(worker_concurrency=2, pool_size=args.pool_size)
+    engine_alone = _engine_rate(20.0)
     try:
         stack.start()
         time.sleep(5)  # the last pool containers finish their imports
@@ -112,15 +133,35 @@ def main(argv: list[str] | None = None) -> None:
             "worker (Celery, 2 processes)": stack.worker.process.pid,
         }
         containers = _containers(stack)
+        serving = _serving(containers)
         before = tree_cpu(roots)
         inside = {c: container_cpu(c) or 0.0 for c in containers}
+        host_before = processes()
         started = time.monotonic()
         time.sleep(args.seconds)
         elapsed = time.monotonic() - started
         after = tree_cpu(roots)
+        host_after = processes()
         spent = {name: (after[name] - before[name]) / elapsed for name in roots}
         spent[f"{len(containers)} idle sandbox containers"] = (
             sum((container_cpu(c) or 0.0) - inside[c] for c in containers) / elapsed
+        )
+        spent["their shims (containerd-shim)"] = (
+            _spent(host_before, host_after, lambda pid, name: pid in serving and name != FUSE)
+            / elapsed
+        )
+        spent["their storage-driver processes (fuse-overlayfs)"] = (
+            _spent(host_before, host_after, lambda pid, name: pid in serving and name == FUSE)
+            / elapsed
+        )
+        engine = _spent(host_before, host_after, lambda _pid, name: name in ENGINE) / elapsed
+        spent["the engine (dockerd, containerd), above its rate before the stack"] = (
+            engine - engine_alone
+        )
+        ttl = Settings().sandbox.pool_ttl_seconds
+        replaced = _replacement_cpu(_profiles(containers))
+        spent[f"replacing each ready container when it expires ({ttl:.0f} s)"] = (
+            sum(count * cost for count, cost in replaced.values()) / ttl
         )
         env = worker_env(stack.redis.url)
         checks = {
@@ -154,11 +195,26 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stack.close()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "idle.json").write_text(
-        json.dumps({"seconds": args.seconds, "stack": spent, "checks": checks}, indent=2) + "\n"
+    # The default pool size's figures are idle.md; another size's are idle-pool<N>.md.
+    default = args.pool_size == Settings().sandbox.pool_size
+    stem = "idle" if default else f"idle-pool{args.pool_size}"
+    (args.out / f"{stem}.json").write_text(
+        json.dumps(
+            {
+                "seconds": args.seconds,
+                "pool_size": args.pool_size,
+                "stack": spent,
+                "checks": checks,
+                "engine_alone": engine_alone,
+                "engine_with_stack": engine,
+                "replacement_cpu": {k: {"count": n, "cpu_s": c} for k, (n, c) in replaced.items()},
+            },
+            indent=2,
+        )
+        + "\n"
     )
-    text = _report(spent, checks, args.seconds)
-    (args.out / "idle.md").write_text(text + "\n")
+    text = _report(spent, checks, args, (engine_alone, engine), replaced)
+    (args.out / f"{stem}.md").write_text(text + "\n")
     print(text)
 
 
@@ -178,20 +234,116 @@ def _containers(stack: EndToEnd) -> list[str]:
         client.close()
 
 
-def _report(spent: dict[str, float], checks: dict[str, tuple[float, int]], seconds: float) -> str:
+def _engine_rate(seconds: float) -> float:
+    """The engine daemons' share of one core before the stack starts."""
+    before = processes()
+    time.sleep(seconds)
+    return _spent(before, processes(), lambda _pid, name: name in ENGINE) / seconds
+
+
+def _profiles(containers: list[str]) -> dict[str, int]:
+    """How many of ``containers`` there are per pre-import profile."""
+    import docker  # noqa: PLC0415  only here
+
+    client = docker.from_env()
+    try:
+        labels = [client.api.inspect_container(c)["Config"]["Labels"] or {} for c in containers]
+    finally:
+        client.close()
+    counted: dict[str, int] = defaultdict(int)
+    for found in labels:
+        counted[found.get(LABEL_PROFILE, "?")] += 1
+    return dict(counted)
+
+
+def _replacement_cpu(counts: dict[str, int], runs: int = 3) -> dict[str, tuple[int, float]]:
+    """Per profile: how many idle containers, and the host CPU-s of starting one (ready, its
+    imports done) and removing it, net of the host's idle rate just measured.
+
+    The pool replaces each container when it expires: that much CPU, once per ttl.
+    """
+    sandbox = DockerSandbox.from_env(repository=Settings().images.repository)
+    measured: dict[str, tuple[int, float]] = {}
+    try:
+        idle = _host_rate(3.0)
+        for name, count in counts.items():
+            profile = PreimportProfile(name)
+            total = 0.0
+            for _ in range(runs):
+                busy, started = host_busy(), time.monotonic()
+                sandbox.destroy(sandbox.prestart(ENVIRONMENT, Limits(), profile=profile))
+                total += host_busy() - busy - idle * (time.monotonic() - started)
+                time.sleep(0.3)
+            measured[name] = (count, max(total / runs, 0.0))
+    finally:
+        sandbox.close()
+    return measured
+
+
+def _host_rate(seconds: float) -> float:
+    """The whole host's busy CPU-s per second, over ``seconds``."""
+    busy = host_busy()
+    time.sleep(seconds)
+    return (host_busy() - busy) / seconds
+
+
+def _serving(containers: list[str]) -> set[int]:
+    """The shim and fuse-overlayfs processes of ``containers``."""
+    import docker  # noqa: PLC0415  only here
+
+    client = docker.from_env()
+    try:
+        return {pid for c in containers for pid in own_processes(client, c)}
+    finally:
+        client.close()
+
+
+def _spent(
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+    chosen: Callable[[int, str], bool],
+) -> float:
+    """CPU seconds the ``chosen`` processes spent between two readings of the host's."""
+    return sum(
+        max(cpu - before[pid][1], 0.0)
+        for pid, (name, cpu) in after.items()
+        if pid in before and chosen(pid, name)
+    )
+
+
+def _report(
+    spent: dict[str, float],
+    checks: dict[str, tuple[float, int]],
+    args: argparse.Namespace,
+    engine: tuple[float, float],
+    replaced: dict[str, tuple[int, float]],
+) -> str:
     total = sum(spent.values())
     lines = [
         "# The idle stack's CPU",
         "",
-        f"`python -m bench.idle --seconds {seconds:.0f}` on "
+        f"`python -m bench.idle --seconds {args.seconds:.0f} --pool-size {args.pool_size}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {os.cpu_count()} cores: "
-        "redis-server, the API under uvicorn, a Celery worker (2 processes, pools full), idle. "
+        "redis-server, the API under uvicorn, a Celery worker (2 processes, pools full with "
+        f"`GRADER_SANDBOX__POOL_SIZE={args.pool_size}`, the default settings otherwise), idle. "
         "Health checks are measured apart (compose runs them; this stack has no compose).",
         "",
         "| part | % of one core |",
         "|---|---|",
         *(f"| {name} | {rate * 100:.2f} |" for name, rate in spent.items()),
         f"| **stack without health checks** | **{total * 100:.2f}** |",
+        "",
+        f"The engine's daemons used {engine[0] * 100:.2f} % of one core in the 20 s before the "
+        f"stack started and {engine[1] * 100:.2f} % while it idled: only the difference is "
+        "counted above (it can come out negative on a noisy host). Each container's shim "
+        "wakes up on its own: the cost of an idle container is mostly its shim's, its "
+        "fuse-overlayfs process's (on hosts whose storage driver needs one) and its "
+        "replacement's, so the stack's idle CPU grows with "
+        "the pool size.",
+        "",
+        "| profile | idle containers | host CPU-s to start one (ready) and remove it |",
+        "|---|---|---|",
+        *(f"| {name} | {count} | {cost:.3f} |" for name, (count, cost) in replaced.items()),
         "",
         "| health check | CPU-s per run | % of one core at its interval |",
         "|---|---|---|",

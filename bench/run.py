@@ -96,7 +96,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--before",
         metavar="REPOSITORY",
         help="also run e2e-before: the HTTP path with this repository's images "
-        "(built from the commit before issue 18's cut)",
+        "(built without issue 18's cut: bench/README.md)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     return parser.parse_args(argv)

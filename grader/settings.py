@@ -95,7 +95,12 @@ class SandboxSettings(BaseModel):
     )
     runtime: str | None = Field(default=None, description="e.g. 'runsc' for gVisor")
     pool_size: int = Field(default=2, ge=0, description="Warm containers per environment; 0 = off")
-    pool_ttl_seconds: float = Field(default=600.0, gt=10)
+    pool_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=60,
+        description="How long a ready container may wait in the pool before it is replaced "
+        "(each replacement costs a container start: bench/results/idle.md)",
+    )
     reap_interval_seconds: float = Field(default=60.0, gt=0)
     harness_grace_seconds: float = Field(
         default=2.0, gt=0, description="Time past the wall limit before the container is killed"

@@ -20,7 +20,7 @@ import structlog
 
 from ..constants import ENV_IMAGE_REPO
 from ..domain import Limits, Observation, RunRequest
-from ..errors import HarnessProtocolError, NotInEngine, SandboxError
+from ..errors import ConfigError, HarnessProtocolError, NotInEngine, SandboxError
 from ..settings import ReuseSettings, SandboxSettings
 from . import gvisor
 from .containers import Containers, Reaper, fixed_limits
@@ -126,26 +126,27 @@ class DockerSandbox:
         return self.activity.busy()
 
     def start_pool(
-        self, environments: list[str], *, size: int, limits: Limits, ttl: float = 600.0
+        self, environments: list[str], *, size: int, limits: Limits, ttl: float = 3600.0
     ) -> WarmPool[PoolKey, ReadyContainer]:
         """Keep ``size`` ready containers per environment and profile (0 disables the pool).
 
         Judges (``judge`` profile, when judges are reused) are kept at one: used ones wait
-        on ``judges`` for their suite's next run.
+        on ``judges`` for their suite's next run. A container is handed out only while a
+        whole run fits before its ``ttl`` ends, so ``ttl`` must leave room for one.
         """
-        profiles = (
-            [PreimportProfile.FULL, PreimportProfile.BARE]
-            if self._preimport
-            else [PreimportProfile.BARE]
-        )
-        if self._preimport:  # the learner's side of isolated runs
-            profiles.append(PreimportProfile.SERVE)
+        margin = limits.wall_seconds + self.grace + 10
+        if ttl <= margin:
+            raise ConfigError(f"pool ttl {ttl:g} s leaves no room for a {margin:g} s run")
+        profiles = [PreimportProfile.BARE]
+        if self._preimport:  # ``serve``: the learner's side of isolated runs
+            profiles = [PreimportProfile.FULL, PreimportProfile.BARE, PreimportProfile.SERVE]
         if self.judges.enabled:
             profiles.append(PreimportProfile.JUDGE)
         self.pool = WarmPool(
             start=lambda key: self.prestart(key[0], limits, ttl=ttl, profile=key[1]),
             destroy=self.destroy,
-            alive=lambda ready: ready.expires > time.time() + 5,
+            # Handed out only with time for a whole run left: the reaper removes it once expired.
+            alive=lambda ready: ready.expires > time.time() + margin,
             keys=[(env, profile) for env in environments for profile in profiles],
             size=size,
             accepts=lambda ready, wanted: fixed_limits(ready.limits) == fixed_limits(wanted),

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from grader.domain import Limits
-from grader.errors import SandboxError
+from grader.errors import ConfigError, SandboxError
 from grader.sandbox.containers import (
     RUNSC_HOST_PIDS_BASE,
     RUNSC_HOST_PIDS_PER_TASK,
@@ -65,3 +65,15 @@ def test_reuse_mode_is_refused_with_runsc() -> None:
             runtime="runsc",
             reuse=ReuseSettings(mode=ReuseMode.SAME_KEY),
         )
+
+
+def test_a_pool_whose_ttl_leaves_no_room_for_a_run_is_refused() -> None:
+    """A ready container is handed out only while a whole run fits before it expires: a ttl
+    shorter than one run (wall + grace + 10 s) would refill the pool forever."""
+    box = DockerSandbox(object(), grace_seconds=2.0)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="pool ttl 42 s leaves no room for a 42 s run"):
+        box.start_pool(["any"], size=1, limits=Limits(wall_seconds=30.0), ttl=42)
+    assert box.pool is None
+    with pytest.raises(ValueError, match="greater than 60"):
+        SandboxSettings(pool_ttl_seconds=60)
+    assert SandboxSettings().pool_ttl_seconds == 3600.0
