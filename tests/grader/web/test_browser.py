@@ -18,7 +18,7 @@ from grader.domain.submission import Submission
 from grader.domain.verdict import Verdict, VerdictStatus
 from grader.testing import INSTRUCTOR_KEY, SUBMITTER_KEY, ApiProcess, RedisServer
 
-from .browsing import shot, sign_in
+from .browsing import leave, shot, sign_in
 
 Q4 = "async-test-mastery/q4-counter-after-test"
 HOSTILE = "<script>document.title='owned'</script>\x1b[31m\u202eevil"
@@ -31,9 +31,10 @@ def test_an_instructor_signs_in_and_reads_a_challenge(
     assert browser.current_url == f"{api_process.url}/console"
     assert browser.find_element(By.TAG_NAME, "h1").text == "Challenges"
     shot(browser, "console")
-    browser.find_element(
+    link = browser.find_element(
         By.LINK_TEXT, "What is the value of counter after running this async test?"
-    ).click()
+    )
+    leave(browser, link.click)
     assert browser.current_url == f"{api_process.url}/console/challenges/{Q4}"
     assert browser.find_element(By.ID, "key").text == "Answer key"
     assert browser.find_elements(By.CSS_SELECTOR, ".highlight .k")  # highlighted keywords

@@ -10,12 +10,11 @@ import pytest
 import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from grader.testing import ADMIN_KEY, INSTRUCTOR_KEY, SUBMITTER_KEY, ApiProcess
 
-from .browsing import shot, sign_in
+from .browsing import leave, shot, sign_in
 
 SET = f"web-{uuid.uuid4().hex[:6]}"
 GREETING = {
@@ -45,12 +44,7 @@ def _upload(browser: WebDriver, api: ApiProcess, path: str, text: str) -> None:
     area = browser.find_element(By.ID, "text")
     browser.execute_script("arguments[0].value = arguments[1];", area, text)  # no auto-indent
     button = browser.find_element(By.CSS_SELECTOR, "form.card button[type=submit]")
-    button.click()
-    WebDriverWait(browser, 30).until(staleness_of(button))
-    # the answer's document must be whole before it is read (a half-loaded one drops nodes)
-    WebDriverWait(browser, 30).until(
-        lambda driver: driver.execute_script("return document.readyState") == "complete"
-    )
+    leave(browser, button.click)
 
 
 def _status(browser: WebDriver) -> str:
@@ -118,19 +112,17 @@ def test_an_admin_finds_a_learners_answer_and_opens_it(
     field = browser.find_element(By.ID, "learner_id")
     field.clear()
     field.send_keys(learner)
-    field.submit()
-    WebDriverWait(browser, 30).until(staleness_of(field))
+    leave(browser, field.submit)
     browser.get(f"{api_process.url}/play/async-test-mastery/q3-why-runtime-error")
     browser.find_element(By.ID, "option-A").click()  # B is the answer
     button = browser.find_element(By.CSS_SELECTOR, "form[aria-label='Your answer'] button")
-    button.click()
-    WebDriverWait(browser, 30).until(staleness_of(button))
+    leave(browser, button.click)
     browser.delete_all_cookies()
     sign_in(browser, api_process, ADMIN_KEY, f"/console/submissions?learner_id={learner}")
     rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 1
     assert rows[0].find_element(By.CSS_SELECTOR, "[data-result]").text == "failed"
     shot(browser, "console-submissions")
-    rows[0].find_element(By.TAG_NAME, "a").click()
+    leave(browser, rows[0].find_element(By.TAG_NAME, "a").click)
     assert browser.find_element(By.TAG_NAME, "h1").text.startswith("Submission ")
     assert "A is not the answer" in browser.find_element(By.CSS_SELECTOR, "p.reason").text

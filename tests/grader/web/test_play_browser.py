@@ -14,12 +14,10 @@ import pytest
 import yaml
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
-from selenium.webdriver.support.ui import WebDriverWait
 
 from grader.testing import SUBMITTER_KEY, ApiProcess, RedisServer
 
-from .browsing import shot, sign_in
+from .browsing import leave, shot, sign_in
 
 SET = "async-test-mastery"
 SEED = Path(__file__).resolve().parents[3] / "challenges" / SET
@@ -38,8 +36,7 @@ def _as_new_learner(browser: WebDriver, api: ApiProcess) -> str:
     field = browser.find_element(By.ID, "learner_id")
     field.clear()
     field.send_keys(who)
-    field.submit()
-    WebDriverWait(browser, 30).until(staleness_of(field))
+    leave(browser, field.submit)
     return who
 
 
@@ -47,8 +44,7 @@ def _choose(browser: WebDriver, api: ApiProcess, name: str, label: str) -> None:
     browser.get(f"{api.url}/play/{SET}/{name}")
     browser.find_element(By.ID, f"option-{label}").click()
     submit = browser.find_element(By.CSS_SELECTOR, "form[aria-label='Your answer'] button")
-    submit.click()
-    WebDriverWait(browser, 30).until(staleness_of(submit))  # the answer's page has loaded
+    leave(browser, submit.click)  # the answer's page has loaded
 
 
 def _wrong(name: str) -> str:
