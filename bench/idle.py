@@ -23,7 +23,7 @@ import resource
 import subprocess
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +34,7 @@ from grader.settings import Settings
 from grader.testing import ROOT, worker_env
 
 from .e2e import EndToEnd
-from .startcpu import TICK, container_cpu, host_busy, own_processes, processes
+from .startcpu import TICK, container_cpu, host_busy, idle_rate, own_processes, processes
 from .workloads import ENVIRONMENT
 
 ENGINE = ("dockerd", "containerd")
@@ -109,12 +109,13 @@ def check_cost(command: list[str], env: dict[str, str], runs: int = 3) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = Settings()
     parser = argparse.ArgumentParser(prog="python -m bench.idle", description=__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument(
         "--pool-size",
         type=int,
-        default=Settings().sandbox.pool_size,
+        default=settings.sandbox.pool_size,
         help="ready containers per environment and profile (default: the setting's default)",
     )
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -132,8 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             "API (uvicorn)": stack.api.pid,
             "worker (Celery, 2 processes)": stack.worker.process.pid,
         }
-        containers = _containers(stack)
-        serving = _serving(containers)
+        profiles, serving = _idle_containers(stack)
+        containers = list(profiles)
         before = tree_cpu(roots)
         inside = {c: container_cpu(c) or 0.0 for c in containers}
         host_before = processes()
@@ -158,8 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         spent["the engine (dockerd, containerd), above its rate before the stack"] = (
             engine - engine_alone
         )
-        ttl = Settings().sandbox.pool_ttl_seconds
-        replaced = _replacement_cpu(_profiles(containers))
+        ttl = settings.sandbox.pool_ttl_seconds
+        replaced = _replacement_cpu(Counter(profiles.values()), settings.images.repository)
         spent[f"replacing each ready container when it expires ({ttl:.0f} s)"] = (
             sum(count * cost for count, cost in replaced.values()) / ttl
         )
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         stack.close()
     args.out.mkdir(parents=True, exist_ok=True)
     # The default pool size's figures are idle.md; another size's are idle-pool<N>.md.
-    default = args.pool_size == Settings().sandbox.pool_size
+    default = args.pool_size == settings.sandbox.pool_size
     stem = "idle" if default else f"idle-pool{args.pool_size}"
     (args.out / f"{stem}.json").write_text(
         json.dumps(
@@ -218,20 +219,24 @@ def main(argv: list[str] | None = None) -> None:
     print(text)
 
 
-def _containers(stack: EndToEnd) -> list[str]:
+def _idle_containers(stack: EndToEnd) -> tuple[dict[str, str], set[int]]:
+    """The stack's sandbox containers with their pre-import profiles, and the pids of their
+    shims and fuse-overlayfs processes."""
     import docker  # noqa: PLC0415  only here
 
     from grader.sandbox.containers import LABEL_OWNER  # noqa: PLC0415
 
     client = docker.from_env()
     try:
-        return [
-            str(c["Id"])
+        profiles = {
+            str(c["Id"]): (c["Labels"] or {}).get(LABEL_PROFILE, "?")
             for owner in stack.owners
             for c in client.api.containers(filters={"label": f"{LABEL_OWNER}={owner}"})
-        ]
+        }
+        serving = {pid for c in profiles for pid in own_processes(client, c)}
     finally:
         client.close()
+    return profiles, serving
 
 
 def _engine_rate(seconds: float) -> float:
@@ -241,31 +246,18 @@ def _engine_rate(seconds: float) -> float:
     return _spent(before, processes(), lambda _pid, name: name in ENGINE) / seconds
 
 
-def _profiles(containers: list[str]) -> dict[str, int]:
-    """How many of ``containers`` there are per pre-import profile."""
-    import docker  # noqa: PLC0415  only here
-
-    client = docker.from_env()
-    try:
-        labels = [client.api.inspect_container(c)["Config"]["Labels"] or {} for c in containers]
-    finally:
-        client.close()
-    counted: dict[str, int] = defaultdict(int)
-    for found in labels:
-        counted[found.get(LABEL_PROFILE, "?")] += 1
-    return dict(counted)
-
-
-def _replacement_cpu(counts: dict[str, int], runs: int = 3) -> dict[str, tuple[int, float]]:
+def _replacement_cpu(
+    counts: dict[str, int], repository: str, runs: int = 3
+) -> dict[str, tuple[int, float]]:
     """Per profile: how many idle containers, and the host CPU-s of starting one (ready, its
     imports done) and removing it, net of the host's idle rate just measured.
 
     The pool replaces each container when it expires: that much CPU, once per ttl.
     """
-    sandbox = DockerSandbox.from_env(repository=Settings().images.repository)
+    sandbox = DockerSandbox.from_env(repository=repository)
     measured: dict[str, tuple[int, float]] = {}
     try:
-        idle = _host_rate(3.0)
+        idle = idle_rate(3.0)
         for name, count in counts.items():
             profile = PreimportProfile(name)
             total = 0.0
@@ -278,24 +270,6 @@ def _replacement_cpu(counts: dict[str, int], runs: int = 3) -> dict[str, tuple[i
     finally:
         sandbox.close()
     return measured
-
-
-def _host_rate(seconds: float) -> float:
-    """The whole host's busy CPU-s per second, over ``seconds``."""
-    busy = host_busy()
-    time.sleep(seconds)
-    return (host_busy() - busy) / seconds
-
-
-def _serving(containers: list[str]) -> set[int]:
-    """The shim and fuse-overlayfs processes of ``containers``."""
-    import docker  # noqa: PLC0415  only here
-
-    client = docker.from_env()
-    try:
-        return {pid for c in containers for pid in own_processes(client, c)}
-    finally:
-        client.close()
 
 
 def _spent(
